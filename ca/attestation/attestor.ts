@@ -1,0 +1,28 @@
+// One interface for proving identity (as Linkerd's identity Validator): each attestor turns what a
+// caller proves into a SPIFFE ID, or throws a TollgateError with a stable code. The CSR never counts.
+import type { SpiffeId } from '../../pki/spiffe-id.ts';
+
+export type AttestationKind = 'join_token' | 'k8s_token' | 'svid';
+
+export interface AttestationEvidence {
+  /** A join token or a Kubernetes projected service-account token, when one was sent. */
+  readonly token?: string;
+  /** DER chain the caller presented over mTLS (leaf first), when it did. */
+  readonly peerChain?: readonly Buffer[];
+  /** The caller's address, for audit only. */
+  readonly peerAddress?: string;
+}
+
+export interface Attestation {
+  readonly kind: AttestationKind;
+  readonly spiffeId: SpiffeId;
+  /** Facts worth auditing (never the token itself): e.g. pod name, token id hash, prior serial. */
+  readonly details?: Readonly<Record<string, string>>;
+}
+
+export interface Attestor {
+  readonly kind: AttestationKind;
+  /** True when this attestor is the one that should judge the evidence. */
+  accepts(evidence: AttestationEvidence): boolean;
+  attest(evidence: AttestationEvidence): Promise<Attestation>;
+}

@@ -1,0 +1,50 @@
+// What the TLS layer knows about a gRPC caller. grpc-js's getAuthContext() returns nothing for a
+// client certificate that OpenSSL did not verify, but renewal must tell "no certificate" apart from
+// "expired" or "foreign CA" to refuse with the right code. So we find the call's TLS socket (the
+// same object getAuthContext reads) and verify the presented chain ourselves (ca/attestation/svid.ts).
+import type { TLSSocket } from 'node:tls';
+import type * as grpc from '@grpc/grpc-js';
+
+export interface PeerInfo {
+  readonly address: string;
+  /** DER certificates the client presented, leaf first; empty when it sent none. */
+  readonly chain: readonly Buffer[];
+}
+
+function findSocket(call: unknown): TLSSocket | undefined {
+  let c = (call as { call?: unknown }).call;
+  for (let depth = 0; c && depth < 8; depth++) {
+    const stream = (c as { stream?: { session?: { socket?: unknown } } }).stream;
+    const socket = stream?.session?.socket as TLSSocket | undefined;
+    if (socket && typeof socket.getPeerCertificate === 'function') return socket;
+    c = (c as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+export function peerAddress(call: { getPeer(): string }): string {
+  const p = call.getPeer();
+  // "ipv4:1.2.3.4:555", "ipv6:[::1]:555" or "1.2.3.4:555": keep the host only (rate limits are per host).
+  const body = p.replace(/^ipv[46]:/, '');
+  const m = /^\[?([^\]]+?)\]?:\d+$/.exec(body);
+  return m ? m[1]! : body;
+}
+
+export function peerInfo(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): PeerInfo {
+  const address = peerAddress(call);
+  const socket = findSocket(call);
+  if (!socket) {
+    const auth = call.getAuthContext?.();
+    const raw = auth?.sslPeerCertificate?.raw;
+    return { address, chain: raw ? [raw] : [] };
+  }
+  const chain: Buffer[] = [];
+  let cert = socket.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: unknown }) | undefined;
+  const seen = new Set<string>();
+  while (cert && cert.raw && !seen.has(cert.fingerprint256) && chain.length < 5) {
+    seen.add(cert.fingerprint256);
+    chain.push(cert.raw);
+    cert = cert.issuerCertificate as typeof cert;
+  }
+  return { address, chain };
+}

@@ -1,0 +1,78 @@
+// Leaf issuance policy: TTL default 1 h, capped (24 h by default), backdated for clock skew, and never
+// past the issuing intermediate's notAfter.
+import type { Clock } from '../pki/clock.ts';
+import { TollgateError } from '../pki/errors.ts';
+import { LeafTemplate } from '../pki/svid-template.ts';
+import type { Authority } from './authority.ts';
+
+export interface IssuancePolicy {
+  readonly defaultTtlSeconds: number;
+  readonly maxTtlSeconds: number;
+  readonly minTtlSeconds: number;
+  /** notBefore is set this far in the past so peers with slightly slow clocks accept new leaves. */
+  readonly backdateMs: number;
+}
+
+export const DEFAULT_ISSUANCE: IssuancePolicy = Object.freeze({
+  defaultTtlSeconds: 3600,
+  maxTtlSeconds: 24 * 3600,
+  minTtlSeconds: 5,
+  backdateMs: 30_000,
+});
+
+export interface IssuedSvid {
+  readonly spiffeId: string;
+  /** leaf DER, then the intermediate DER */
+  readonly chain: readonly Buffer[];
+  readonly serialHex: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+export class SvidIssuer {
+  readonly #template: LeafTemplate;
+  readonly #intermediate: Authority;
+  readonly #clock: Clock;
+  readonly policy: IssuancePolicy;
+
+  constructor(options: { intermediate: Authority; clock: Clock; policy?: Partial<IssuancePolicy> }) {
+    this.#intermediate = options.intermediate;
+    this.#template = new LeafTemplate({ issuerCertificate: options.intermediate.certificate, issuerKey: options.intermediate.key });
+    this.#clock = options.clock;
+    this.policy = Object.freeze({ ...DEFAULT_ISSUANCE, ...options.policy });
+    if (this.policy.maxTtlSeconds < this.policy.minTtlSeconds || this.policy.defaultTtlSeconds > this.policy.maxTtlSeconds) {
+      throw new TollgateError('TG_CONFIG_INVALID', 'TTL settings must satisfy min <= default <= max');
+    }
+  }
+
+  get intermediate(): Authority {
+    return this.#intermediate;
+  }
+
+  /** The lifetime a request gets: default when unset, capped at the maximum. */
+  ttlFor(requestedSeconds: number | undefined): number {
+    if (!requestedSeconds) return this.policy.defaultTtlSeconds;
+    if (requestedSeconds < this.policy.minTtlSeconds) {
+      throw new TollgateError('TG_TTL_INVALID', `requested TTL ${requestedSeconds}s is below the minimum of ${this.policy.minTtlSeconds}s`);
+    }
+    return Math.min(requestedSeconds, this.policy.maxTtlSeconds);
+  }
+
+  issue(options: { spki: Buffer; spiffeId: string; ttlSeconds?: number | undefined }): IssuedSvid {
+    const now = this.#clock.now();
+    const ttl = this.ttlFor(options.ttlSeconds);
+    const notAfter = Math.min(now + ttl * 1000, this.#template.issuerNotAfter);
+    if (notAfter - now < this.policy.minTtlSeconds * 1000) {
+      throw new TollgateError('TG_AUTHORITY_EXPIRED', 'the intermediate expires too soon to issue from; rotate it with `tollgate ca rotate intermediate`');
+    }
+    const notBefore = Math.max(now - this.policy.backdateMs, this.#template.issuerNotBefore);
+    const leaf = this.#template.issue({ spki: options.spki, spiffeId: options.spiffeId, notBefore, notAfter });
+    return {
+      spiffeId: options.spiffeId,
+      chain: [leaf.der, this.#intermediate.certificate],
+      serialHex: leaf.serialHex,
+      notBefore: Math.floor(notBefore / 1000) * 1000,
+      notAfter: Math.floor(notAfter / 1000) * 1000,
+    };
+  }
+}

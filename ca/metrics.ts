@@ -1,0 +1,39 @@
+// CA metrics (PRODUCT.md §8). Names live here only; the registry is injected, labels stay low-cardinality.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export const CaMetricNames = {
+  issued: 'tollgate_ca_issued_total',
+  refused: 'tollgate_ca_refused_total',
+  authorityExpiry: 'tollgate_authority_expiry_timestamp_seconds',
+  bundleVersion: 'tollgate_ca_bundle_version',
+  issueSeconds: 'tollgate_ca_issue_seconds',
+  reportedBundle: 'tollgate_ca_clients_on_current_bundle_ratio',
+} as const;
+
+export class CaMetrics {
+  readonly issued: Counter<'attestation'>;
+  readonly refused: Counter<'code'>;
+  readonly authorityExpiry: Gauge<'slot'>;
+  readonly bundleVersion: Gauge;
+  readonly issueSeconds: Histogram;
+  readonly onCurrentBundle: Gauge;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.issued = new Counter({ name: CaMetricNames.issued, help: 'SVIDs issued, by attestation kind', labelNames: ['attestation'], registers });
+    this.refused = new Counter({ name: CaMetricNames.refused, help: 'SVID requests refused, by error code', labelNames: ['code'], registers });
+    this.authorityExpiry = new Gauge({ name: CaMetricNames.authorityExpiry, help: 'notAfter of each signing authority (Unix seconds)', labelNames: ['slot'], registers });
+    this.bundleVersion = new Gauge({ name: CaMetricNames.bundleVersion, help: 'version of the trust bundle this CA serves', registers });
+    this.issueSeconds = new Histogram({
+      name: CaMetricNames.issueSeconds,
+      help: 'time to attest and sign one SVID request',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+      registers,
+    });
+    this.onCurrentBundle = new Gauge({
+      name: CaMetricNames.reportedBundle,
+      help: 'share of recently reporting clients that hold the current bundle version',
+      registers,
+    });
+  }
+}

@@ -1,0 +1,217 @@
+// The CA's decisions, independent of the transport: rate limits, attestation, CSR check, issuance,
+// audit and metrics. ca/grpc-server.ts adapts gRPC calls to this.
+import { createHash } from 'node:crypto';
+import type { Clock } from '../pki/clock.ts';
+import { parseCsr, MAX_CSR_BYTES, type VerifiedCsr } from '../pki/csr.ts';
+import { TollgateError, toTollgateError } from '../pki/errors.ts';
+import type { Attestation, AttestationEvidence, Attestor } from './attestation/attestor.ts';
+import type { AuditLog } from './audit.ts';
+import type { SvidIssuer } from './issuer.ts';
+import type { CaMetrics } from './metrics.ts';
+import { RateLimiter, type RateLimit } from './rate-limit.ts';
+
+export const MAX_TOKEN_BYTES = 16 * 1024;
+
+export interface ClientReport {
+  readonly bundleVersion: number;
+  readonly serial: string;
+}
+
+export interface IssueRequest {
+  readonly csr: Buffer;
+  readonly token?: string | undefined;
+  readonly ttlSeconds?: number | undefined;
+  readonly peerChain?: readonly Buffer[] | undefined;
+  readonly peerAddress: string;
+  readonly report?: ClientReport | undefined;
+}
+
+export interface IssueResponse {
+  readonly spiffeId: string;
+  readonly certChain: readonly Buffer[];
+  readonly bundleVersion: number;
+  /** Unix seconds */
+  readonly expiresAt: number;
+  readonly serial: string;
+}
+
+export interface Bundle {
+  readonly trustDomain: string;
+  readonly version: number;
+  readonly roots: readonly Buffer[];
+  readonly refreshHintSeconds: number;
+}
+
+export interface CaServiceOptions {
+  readonly trustDomain: string;
+  readonly clock: Clock;
+  readonly issuer: SvidIssuer;
+  readonly attestors: readonly Attestor[];
+  readonly audit: AuditLog;
+  readonly metrics: CaMetrics;
+  readonly bundle: Bundle;
+  readonly limits?: { readonly perAddress?: RateLimit; readonly perIdentity?: RateLimit };
+}
+
+export const DEFAULT_LIMITS = {
+  perAddress: { perSecond: 200, burst: 400 },
+  perIdentity: { perSecond: 1, burst: 20 },
+} as const;
+
+const CSR_CACHE_SIZE = 20_000;
+
+export class CaService {
+  readonly #o: CaServiceOptions;
+  #issuer: SvidIssuer;
+  #bundle: Bundle;
+  readonly #byAddress: RateLimiter;
+  readonly #byIdentity: RateLimiter;
+  readonly #watchers = new Set<(b: Bundle) => void>();
+  // CSRs already verified, by SHA-256 of their DER: a sidecar that renews with the same key and CSR
+  // (as Linkerd's proxy does) costs one hash instead of a key import and an ECDSA verification.
+  readonly #csrCache = new Map<string, VerifiedCsr>();
+  readonly #reports = new Map<string, { version: number; at: number }>();
+
+  constructor(options: CaServiceOptions) {
+    this.#o = options;
+    this.#issuer = options.issuer;
+    this.#bundle = options.bundle;
+    this.#byAddress = new RateLimiter({ limit: options.limits?.perAddress ?? DEFAULT_LIMITS.perAddress, clock: options.clock });
+    this.#byIdentity = new RateLimiter({ limit: options.limits?.perIdentity ?? DEFAULT_LIMITS.perIdentity, clock: options.clock });
+    options.metrics.bundleVersion.set(options.bundle.version);
+  }
+
+  get bundle(): Bundle {
+    return this.#bundle;
+  }
+
+  get issuer(): SvidIssuer {
+    return this.#issuer;
+  }
+
+  /** Swap in a new issuer (intermediate rotation). */
+  setIssuer(issuer: SvidIssuer): void {
+    this.#issuer = issuer;
+  }
+
+  /** Publish a new bundle to every watcher. */
+  setBundle(bundle: Bundle): void {
+    this.#bundle = bundle;
+    this.#o.metrics.bundleVersion.set(bundle.version);
+    for (const w of this.#watchers) w(bundle);
+  }
+
+  watchBundle(listener: (b: Bundle) => void): () => void {
+    this.#watchers.add(listener);
+    listener(this.#bundle);
+    return () => this.#watchers.delete(listener);
+  }
+
+  get watcherCount(): number {
+    return this.#watchers.size;
+  }
+
+  /** Record what a client reports holding, for convergence tracking during rotation. */
+  report(client: string, report: ClientReport | undefined): void {
+    if (!report || !report.bundleVersion) return;
+    this.#reports.set(client, { version: report.bundleVersion, at: this.#o.clock.now() });
+    if (this.#reports.size > 200_000) this.#reports.clear();
+  }
+
+  /** Clients seen in the last `windowMs`, and how many hold the current bundle version. */
+  convergence(windowMs = 3600_000): { total: number; current: number } {
+    const since = this.#o.clock.now() - windowMs;
+    let total = 0;
+    let current = 0;
+    for (const r of this.#reports.values()) {
+      if (r.at < since) continue;
+      total++;
+      if (r.version === this.#bundle.version) current++;
+    }
+    this.#o.metrics.onCurrentBundle.set(total === 0 ? 1 : current / total);
+    return { total, current };
+  }
+
+  async issueSvid(req: IssueRequest): Promise<IssueResponse> {
+    const started = performance.now();
+    let attestation: Attestation | undefined;
+    try {
+      if (!this.#byAddress.take(req.peerAddress)) {
+        throw new TollgateError('TG_RATE_LIMITED', `too many requests from ${req.peerAddress}; retry with backoff`);
+      }
+      if (req.csr.length > MAX_CSR_BYTES) {
+        throw new TollgateError('TG_REQUEST_TOO_LARGE', `CSR is ${req.csr.length} bytes; the limit is ${MAX_CSR_BYTES}`);
+      }
+      if (req.token !== undefined && Buffer.byteLength(req.token) > MAX_TOKEN_BYTES) {
+        throw new TollgateError('TG_REQUEST_TOO_LARGE', `token is larger than ${MAX_TOKEN_BYTES} bytes`);
+      }
+      attestation = await this.#attest({ token: req.token, peerChain: req.peerChain, peerAddress: req.peerAddress });
+      if (!this.#byIdentity.take(attestation.spiffeId.id)) {
+        throw new TollgateError('TG_RATE_LIMITED', `too many requests for ${attestation.spiffeId.id}; retry with backoff`);
+      }
+      const csr = this.#verifyCsr(req.csr);
+      const svid = this.#issuer.issue({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
+      this.report(attestation.spiffeId.id, req.report);
+      this.#o.metrics.issued.inc({ attestation: attestation.kind });
+      this.#o.metrics.issueSeconds.observe((performance.now() - started) / 1000);
+      this.#o.audit.record({
+        event: 'svid_issued',
+        spiffe_id: svid.spiffeId,
+        serial: svid.serialHex,
+        not_after: new Date(svid.notAfter).toISOString(),
+        attestation: attestation.kind,
+        peer: req.peerAddress,
+        details: attestation.details,
+      });
+      return {
+        spiffeId: svid.spiffeId,
+        certChain: svid.chain,
+        bundleVersion: this.#bundle.version,
+        expiresAt: Math.floor(svid.notAfter / 1000),
+        serial: svid.serialHex,
+      };
+    } catch (e) {
+      const err = toTollgateError(e);
+      this.#o.metrics.refused.inc({ code: err.code });
+      this.#o.audit.record({
+        event: 'svid_refused',
+        spiffe_id: attestation?.spiffeId.id,
+        attestation: attestation?.kind ?? this.#kindOf(req),
+        peer: req.peerAddress,
+        code: err.code,
+        message: err.message,
+      });
+      throw err;
+    }
+  }
+
+  #kindOf(req: IssueRequest): string | undefined {
+    const ev = { token: req.token, peerChain: req.peerChain };
+    return this.#o.attestors.find((a) => a.accepts(ev))?.kind;
+  }
+
+  async #attest(evidence: AttestationEvidence): Promise<Attestation> {
+    // An explicit token wins over a presented certificate; with neither there is nothing to trust.
+    const tokenEvidence = evidence.token ? { ...evidence, peerChain: undefined } : evidence;
+    const attestor = this.#o.attestors.find((a) => a.accepts(tokenEvidence));
+    if (!attestor) {
+      if (evidence.token) throw new TollgateError('TG_TOKEN_INVALID', 'token is neither a join token nor a JWT that a configured attestor accepts');
+      throw new TollgateError('TG_TOKEN_MISSING', 'no attestation: send a join token or a Kubernetes service-account token, or renew over mTLS with a valid SVID');
+    }
+    const a = await attestor.attest(tokenEvidence);
+    if (a.spiffeId.trustDomain !== this.#o.trustDomain) {
+      throw new TollgateError('TG_SVID_UNTRUSTED', `attested identity ${a.spiffeId.id} is outside trust domain ${this.#o.trustDomain}`);
+    }
+    return a;
+  }
+
+  #verifyCsr(der: Buffer): VerifiedCsr {
+    const key = createHash('sha256').update(der).digest('base64');
+    const hit = this.#csrCache.get(key);
+    if (hit) return hit;
+    const csr = parseCsr(der);
+    if (this.#csrCache.size >= CSR_CACHE_SIZE) this.#csrCache.delete(this.#csrCache.keys().next().value as string);
+    this.#csrCache.set(key, csr);
+    return csr;
+  }
+}

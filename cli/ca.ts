@@ -1,0 +1,161 @@
+// `tollgate ca ...`: init, serve, token create.
+import { createWriteStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
+import type { Attestor } from '../ca/attestation/attestor.ts';
+import { startCaServer } from '../ca/server.ts';
+import { DirectoryStore, StoreFiles } from '../ca/store.ts';
+import { systemClock } from '../pki/clock.ts';
+import { formatDuration, parseDuration } from '../pki/duration.ts';
+import { TollgateError } from '../pki/errors.ts';
+import { createLogger } from '../pki/log.ts';
+import { parseListen, parsePositiveInt, printJson } from './options.ts';
+
+export function registerCa(program: Command): void {
+  const ca = program.command('ca').description('run and manage the certificate authority');
+
+  ca.command('init')
+    .description('create a new root and intermediate for a trust domain')
+    .requiredOption('--trust-domain <td>', 'trust domain, e.g. example.org (lower-case a-z 0-9 . - _)')
+    .requiredOption('--dir <dir>', 'directory for the CA store (created with mode 0700)')
+    .option('--force', 'replace an existing CA in DIR (every issued certificate stops being trusted)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Writes root.crt root.key intermediate.crt intermediate.key bundle.pem state.json (keys mode 0600).
+Root: ECDSA P-256, 1 year, name-constrained to the trust domain. Intermediate: 30 days, pathLen 0.
+
+Examples:
+  $ tollgate ca init --trust-domain example.org --dir ./ca
+  $ tollgate ca init --trust-domain example.org --dir ./ca --force`)
+    .action(async (o: { trustDomain: string; dir: string; force?: boolean; json?: boolean }) => {
+      const store = new DirectoryStore({ dir: o.dir });
+      const m = await store.init({ trustDomain: o.trustDomain, clock: systemClock, force: !!o.force });
+      const out = {
+        trust_domain: m.trustDomain,
+        dir: o.dir,
+        root_not_after: new Date(m.root!.parsed.notAfter).toISOString(),
+        intermediate_not_after: new Date(m.intermediate.parsed.notAfter).toISOString(),
+        bundle_version: m.bundleVersion,
+        files: [StoreFiles.rootCert, StoreFiles.rootKey, StoreFiles.intermediateCert, StoreFiles.intermediateKey, StoreFiles.bundle].map((f) => join(o.dir, f)),
+      };
+      if (o.json) printJson(out);
+      else {
+        process.stdout.write(`created CA for trust domain ${out.trust_domain} in ${o.dir}\n`);
+        process.stdout.write(`  root          valid until ${out.root_not_after}\n  intermediate  valid until ${out.intermediate_not_after}\n`);
+        process.stdout.write(`next: tollgate ca serve --dir ${o.dir}   or   tollgate cert issue --ca-dir ${o.dir} --spiffe-id spiffe://${out.trust_domain}/ns/NS/sa/SA --out PREFIX\n`);
+      }
+    });
+
+  ca.command('serve')
+    .description('serve the CA gRPC API (TLS) and the admin endpoints')
+    .requiredOption('--dir <dir>', 'CA store directory (from `tollgate ca init`)')
+    .option('--listen <addr>', 'gRPC address HOST:PORT', '0.0.0.0:8443')
+    .option('--admin <addr>', 'admin address for /healthz /readyz /metrics', '127.0.0.1:15021')
+    .option('--spiffe-id <id>', "the CA's own SPIFFE ID (default spiffe://<td>/ns/tollgate-system/sa/tollgate-ca)")
+    .option('--default-ttl <dur>', 'SVID lifetime when a client asks for none', '1h')
+    .option('--max-ttl <dur>', 'longest SVID lifetime the CA grants', '24h')
+    .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
+    .option('--rate-per-address <n>', 'requests/s allowed per client address (0 = unlimited)', '200')
+    .option('--rate-per-identity <n>', 'SVIDs/min allowed per SPIFFE ID (0 = unlimited)', '60')
+    .option('--k8s-issuer <url>', 'service-account token issuer (offline JWKS verification)')
+    .option('--k8s-jwks <file>', "the cluster issuer's JWKS JSON (kubectl get --raw /openid/v1/jwks)")
+    .option('--k8s-api-server <url>', 'verify service-account tokens with the TokenReview API of this server')
+    .option('--k8s-ca-file <file>', 'CA bundle of the API server', '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt')
+    .option('--k8s-token-file <file>', "the CA's own token for TokenReview", '/var/run/secrets/kubernetes.io/serviceaccount/token')
+    .addHelpText('after', `
+First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
+renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
+
+Examples:
+  $ tollgate ca serve --dir ./ca
+  $ tollgate ca serve --dir ./ca --listen 127.0.0.1:8443 --audit-log ./ca/audit.log
+  $ tollgate ca serve --dir /var/lib/tollgate --k8s-api-server https://kubernetes.default.svc`)
+    .action(async (o: Record<string, string | undefined> & { dir: string }) => {
+      const logger = createLogger({ base: { component: 'ca' } });
+      const listen = parseListen(o.listen!, '0.0.0.0', '--listen');
+      const admin = parseListen(o.admin!, '127.0.0.1', '--admin');
+      const perAddress = parsePositiveInt(o.ratePerAddress!, '--rate-per-address');
+      const perIdentityMin = parsePositiveInt(o.ratePerIdentity!, '--rate-per-identity');
+      const attestors = await k8sAttestors(o);
+      const audit = o.auditLog ? createWriteStream(o.auditLog, { flags: 'a', mode: 0o600 }) : process.stderr;
+      const ca = await startCaServer({
+        dir: o.dir,
+        clock: systemClock,
+        logger,
+        audit,
+        host: listen.host,
+        port: listen.port,
+        adminHost: admin.host,
+        adminPort: admin.port,
+        ...(o.spiffeId ? { spiffeId: o.spiffeId } : {}),
+        issuance: {
+          defaultTtlSeconds: parseDuration(o.defaultTtl!, '--default-ttl') / 1000,
+          maxTtlSeconds: parseDuration(o.maxTtl!, '--max-ttl') / 1000,
+        },
+        limits: {
+          perAddress: { perSecond: perAddress, burst: perAddress * 2 },
+          perIdentity: { perSecond: perIdentityMin / 60, burst: Math.max(1, Math.ceil(perIdentityMin / 3)) },
+        },
+        attestors,
+      });
+      // The line a supervisor (or test) waits for: where we listen.
+      process.stdout.write(`${JSON.stringify({ ready: true, grpc_port: ca.grpc.port, admin_port: ca.admin.port, trust_domain: ca.trustDomain, spiffe_id: ca.identity.spiffeId })}\n`);
+      const stop = (sig: string): void => {
+        logger.info('stopping', { signal: sig });
+        ca.close().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+
+  const token = ca.command('token').description('join tokens for workloads outside Kubernetes');
+  token
+    .command('create')
+    .description('create a single-use join token bound to one SPIFFE ID')
+    .requiredOption('--dir <dir>', 'CA store directory')
+    .requiredOption('--spiffe-id <id>', 'the identity the token grants')
+    .option('--ttl <dur>', 'how long the token can be used', '10m')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+The token is printed once; only its SHA-256 is stored. It works for one IssueSVID call.
+
+Examples:
+  $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web
+  $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/vm/billing --ttl 1h --json`)
+    .action((o: { dir: string; spiffeId: string; ttl: string; json?: boolean }) => {
+      const store = new DirectoryStore({ dir: o.dir });
+      const { trustDomain } = store.readState();
+      const ttlMs = parseDuration(o.ttl, '--ttl');
+      const att = new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock: systemClock, trustDomain });
+      const t = att.create({ spiffeId: o.spiffeId, ttlMs });
+      if (o.json) printJson({ token: t.token, spiffe_id: o.spiffeId, expires_at: new Date(t.expiresAt).toISOString() });
+      else process.stdout.write(`${t.token}\n# single use, for ${o.spiffeId}, expires in ${formatDuration(ttlMs)}\n`);
+    });
+}
+
+// Loaded only when configured: keeps jose out of processes that do not verify Kubernetes tokens.
+async function k8sAttestors(o: Record<string, string | undefined>): Promise<((td: string) => Attestor[]) | undefined> {
+  if (!o.k8sJwks && !o.k8sIssuer && !o.k8sApiServer) return undefined;
+  const { K8sTokenAttestor } = await import('../ca/attestation/k8s-token.ts');
+  if (o.k8sJwks || o.k8sIssuer) {
+    if (!o.k8sJwks || !o.k8sIssuer) throw new TollgateError('TG_USAGE', '--k8s-jwks and --k8s-issuer go together');
+    let jwks: { keys: unknown[] };
+    try {
+      jwks = JSON.parse(readFileSync(o.k8sJwks, 'utf8')) as { keys: unknown[] };
+    } catch (e) {
+      throw new TollgateError('TG_CONFIG_INVALID', `cannot read JWKS ${o.k8sJwks}: ${(e as Error).message}`);
+    }
+    const issuer = o.k8sIssuer;
+    return (trustDomain) => [new K8sTokenAttestor({ trustDomain, clock: systemClock, mode: { kind: 'jwks', issuer, jwks: jwks as never } })];
+  }
+  if (o.k8sApiServer) {
+    const caCert = readFileSync(o.k8sCaFile!, 'utf8');
+    const tokenFile = o.k8sTokenFile!;
+    const apiServer = o.k8sApiServer;
+    return (trustDomain) => [
+      new K8sTokenAttestor({ trustDomain, clock: systemClock, mode: { kind: 'token-review', apiServer, caCert, bearerToken: () => readFileSync(tokenFile, 'utf8').trim() } }),
+    ];
+  }
+  return undefined;
+}

@@ -1,0 +1,73 @@
+// PKCS#10 requests. The CA reads a CSR only for its public key: the self-signature must verify and the
+// key must be ECDSA P-256; subject and SANs are ignored (identity comes from attestation, never here).
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { Tag, children, content, decodeOid, encodeOid, expectTag, readElement, tlv, whole } from './der.ts';
+import { TollgateError } from './errors.ts';
+import { Oid } from './x509.ts';
+
+export const MAX_CSR_BYTES = 4096;
+
+export interface VerifiedCsr {
+  /** DER SubjectPublicKeyInfo, exactly as the requester sent it (P-256 only). */
+  readonly spki: Buffer;
+  readonly publicKey: KeyObject;
+}
+
+const CODE = 'TG_CSR_INVALID' as const;
+
+export function parseCsr(der: Uint8Array): VerifiedCsr {
+  const buf = Buffer.isBuffer(der) ? der : Buffer.from(der);
+  if (buf.length === 0) throw new TollgateError(CODE, 'CSR is empty');
+  if (buf.length > MAX_CSR_BYTES) throw new TollgateError(CODE, `CSR is ${buf.length} bytes; the limit is ${MAX_CSR_BYTES}`);
+  const req = expectTag(readElement(buf, 0, buf.length, CODE), Tag.SEQUENCE, 'CertificationRequest SEQUENCE', CODE);
+  if (req.end !== buf.length) throw new TollgateError(CODE, 'CSR has trailing bytes after the request');
+  const [infoEl, algEl, sigEl] = children(buf, req, CODE);
+  expectTag(infoEl, Tag.SEQUENCE, 'CertificationRequestInfo', CODE);
+  expectTag(algEl, Tag.SEQUENCE, 'signatureAlgorithm', CODE);
+  expectTag(sigEl, Tag.BIT_STRING, 'signature', CODE);
+  const info = children(buf, infoEl!, CODE);
+  const spkiEl = expectTag(info[2], Tag.SEQUENCE, 'subjectPublicKeyInfo', CODE);
+  const spki = Buffer.from(whole(buf, spkiEl));
+
+  const spkiParts = children(buf, spkiEl, CODE);
+  const keyAlg = children(buf, expectTag(spkiParts[0], Tag.SEQUENCE, 'public key algorithm', CODE), CODE);
+  const keyOid = decodeOid(content(buf, expectTag(keyAlg[0], Tag.OID, 'public key algorithm OID', CODE)));
+  if (keyOid !== Oid.ecPublicKey) {
+    const name = keyOid === '1.2.840.113549.1.1.1' ? 'RSA' : keyOid === '1.3.101.112' ? 'Ed25519' : keyOid;
+    throw new TollgateError('TG_CSR_KEY_UNSUPPORTED', `CSR key is ${name}; Tollgate issues only for ECDSA P-256 keys`);
+  }
+  const curveEl = keyAlg[1];
+  const curve = curveEl?.tag === Tag.OID ? decodeOid(content(buf, curveEl)) : 'unknown';
+  if (curve !== Oid.prime256v1) {
+    const name = curve === '1.3.132.0.34' ? 'P-384' : curve === '1.3.132.0.35' ? 'P-521' : curve;
+    throw new TollgateError('TG_CSR_KEY_UNSUPPORTED', `CSR key is ECDSA ${name}; Tollgate issues only for ECDSA P-256 keys`);
+  }
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch (e) {
+    throw new TollgateError(CODE, 'CSR public key is not a valid P-256 point', { cause: e });
+  }
+  const sigAlg = decodeOid(content(buf, expectTag(children(buf, algEl!, CODE)[0], Tag.OID, 'signature algorithm OID', CODE)));
+  if (sigAlg !== Oid.ecdsaWithSha256) throw new TollgateError(CODE, `CSR signature algorithm ${sigAlg} is not ecdsa-with-SHA256`);
+  const sig = content(buf, sigEl!);
+  if (sig[0] !== 0) throw new TollgateError(CODE, 'CSR signature BIT STRING has unused bits');
+  let ok = false;
+  try {
+    ok = verify('sha256', whole(buf, infoEl!), publicKey, sig.subarray(1));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new TollgateError(CODE, 'CSR self-signature does not verify with its own public key');
+  return { spki, publicKey };
+}
+
+const ECDSA_SHA256 = tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256));
+
+/** Build a minimal CSR (empty subject, no attributes) for an in-memory P-256 key. */
+export function createCsr(privateKey: KeyObject): Buffer {
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  const info = tlv(Tag.SEQUENCE, Buffer.from([0x02, 0x01, 0x00]), Buffer.from([0x30, 0x00]), spki, Buffer.from([0xa0, 0x00]));
+  const sig = sign('sha256', info, privateKey);
+  return tlv(Tag.SEQUENCE, info, ECDSA_SHA256, tlv(Tag.BIT_STRING, Buffer.from([0]), sig));
+}
