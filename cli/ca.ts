@@ -1,5 +1,5 @@
 // `tollgate ca ...`: init, serve, token create.
-import { createWriteStream, readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
@@ -78,7 +78,9 @@ Examples:
       const perAddress = parsePositiveInt(o.ratePerAddress!, '--rate-per-address');
       const perIdentityMin = parsePositiveInt(o.ratePerIdentity!, '--rate-per-identity');
       const attestors = await k8sAttestors(o);
-      const audit = o.auditLog ? createWriteStream(o.auditLog, { flags: 'a', mode: 0o600 }) : process.stderr;
+      // Audit lines are written synchronously: a decision is on disk before its answer leaves.
+      const auditFd = o.auditLog ? openSync(o.auditLog, 'a', 0o600) : undefined;
+      const audit = auditFd === undefined ? process.stderr : { write: (line: string) => writeSync(auditFd, line) };
       const ca = await startCaServer({
         dir: o.dir,
         clock: systemClock,

@@ -194,7 +194,17 @@ const policySchema = {
   $defs: { section: sectionSchema },
 };
 
-const validate = new Ajv({ allErrors: true, verbose: true, strict: true }).compile(policySchema);
+/** The shape the JSON schema guarantees. */
+interface RawSection {
+  allow: string[];
+}
+interface RawPolicy {
+  trustDomains?: string[];
+  ports: Record<string, RawSection>;
+  default?: RawSection;
+}
+
+const validate = new Ajv({ allErrors: true, verbose: true, strict: true }).compile<RawPolicy>(policySchema);
 
 class Located {
   constructor(
@@ -355,15 +365,6 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-interface RawSection {
-  allow: string[];
-}
-interface RawPolicy {
-  trustDomains?: string[];
-  ports: Record<string, RawSection>;
-  default?: RawSection;
-}
-
 /**
  * Parse and validate a policy file's text. Throws TollgateError('TG_CONFIG_INVALID') whose message
  * names the file and line: `cannot read policy <source> line <N>: <problem and what to do>`.
@@ -378,14 +379,17 @@ export function parsePolicy(text: string, options: ParsePolicyOptions): Policy {
 
   const syntax = doc.errors[0];
   if (syntax) {
-    const line = syntax.linePos?.[0].line ?? lines.linePos(syntax.pos[0]).line;
+    // An error found only at the end of the input (e.g. an unclosed "[") is shown on the last non-blank line.
+    const at = text.slice(syntax.pos[0]).trim() === '' ? Math.max(0, text.trimEnd().length - 1) : syntax.pos[0];
+    const line = lines.linePos(at).line;
     const what = syntax.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw loc.fail(line, `invalid YAML: ${what}`, { yamlCode: syntax.code });
   }
   checkDuplicateKeys(loc, doc.contents);
 
   // Port keys are checked on the syntax tree, before toJS() merges 8080 and "8080".
-  const portsNode = loc.find(['ports']);
+  let portsNode: unknown = loc.find(['ports']);
+  if (isAlias(portsNode)) portsNode = portsNode.resolve(doc);
   if (isMap(portsNode) && portsNode !== doc.contents) {
     for (const pair of portsNode.items) {
       const key = pair.key as Node;
@@ -408,7 +412,7 @@ export function parsePolicy(text: string, options: ParsePolicyOptions): Policy {
     }
     throw loc.fail(loc.lineOf(node), schemaMessage(e));
   }
-  const raw = data as RawPolicy;
+  const raw = data;
 
   const trustDomains: string[] = [];
   if (raw.trustDomains === undefined) trustDomains.push(own);
@@ -435,11 +439,8 @@ export function parsePolicy(text: string, options: ParsePolicyOptions): Policy {
   });
 
   const ports: Record<string, PolicySection> = {};
-  for (const [key, value] of Object.entries(raw.ports)) {
-    const checked = portKey(/^\d+$/.test(key) ? Number(key) : key);
-    if ('problem' in checked) throw loc.fail(loc.lineOf(loc.find(['ports', key], true)), checked.problem);
-    ports[checked.port] = section(value, ['ports', checked.port]);
-  }
+  // Keys were checked on the syntax tree above; toJS() wrote each as its decimal string.
+  for (const [key, value] of Object.entries(raw.ports)) ports[key] = section(value, ['ports', key]);
   const policy: Policy = deepFreeze({
     source,
     trustDomains,

@@ -86,14 +86,21 @@ export class JoinTokenAttestor implements Attestor {
     return { kind: 'join_token', spiffeId: parseWorkloadId(rec.spiffe_id), details: { token_id: tokenId } };
   }
 
-  // Used and expired records older than a day carry no information worth keeping.
+  // Used records older than a day, and unused ones older than the longest TTL, carry nothing worth
+  // keeping. Judged by mtime (no file reads), and at most once a minute: creating many tokens in a
+  // row must not rescan the directory each time.
+  #lastPrune = -Infinity;
   #prune(): void {
-    const cutoff = this.#clock.now() - 24 * 3600 * 1000;
+    const now = this.#clock.now();
+    if (now - this.#lastPrune < 60_000) return;
+    this.#lastPrune = now;
+    const usedCutoff = now - 24 * 3600 * 1000;
+    const liveCutoff = now - MAX_JOIN_TOKEN_TTL_MS - 24 * 3600 * 1000;
     for (const name of readdirSync(this.#dir)) {
       const p = join(this.#dir, name);
       try {
-        if (name.endsWith('.used') && statSync(p).mtimeMs < cutoff) unlinkSync(p);
-        else if (name.endsWith('.json') && Date.parse((JSON.parse(readFileSync(p, 'utf8')) as TokenRecord).expires_at) < cutoff) unlinkSync(p);
+        const mtime = statSync(p).mtimeMs;
+        if ((name.endsWith('.used') && mtime < usedCutoff) || (name.endsWith('.json') && mtime < liveCutoff)) unlinkSync(p);
       } catch {
         // A record another process is using or removing; leave it.
       }

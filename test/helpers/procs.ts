@@ -39,7 +39,9 @@ export interface Started {
 
 /** Start `tollgate ARGS` and wait (bounded) for the JSON line with "ready": true on stdout. */
 export async function startTollgate(args: string[], timeoutMs = 20_000): Promise<Started> {
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // TOLLGATE_NODE_ARGS passes node flags (e.g. --cpu-prof) to the started process, for profiling.
+  const nodeArgs = process.env.TOLLGATE_NODE_ARGS ? process.env.TOLLGATE_NODE_ARGS.split(' ') : [];
+  const proc = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));

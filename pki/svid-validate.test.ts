@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TollgateError } from './errors.ts';
+import { checkLeafProfile, verifySvidChain } from './svid-validate.ts';
+import { leafFrom, testChain, buildCert, p256 } from './test-chain.ts';
+import { parseCertificate, Oid } from './x509.ts';
+
+const chain = testChain();
+const now = chain.now;
+
+test('a well-formed leaf passes profile and chain checks', () => {
+  const leaf = leafFrom(chain);
+  const v = verifySvidChain({ leaf, intermediates: [chain.intermediate], roots: [chain.root], now, trustDomain: 'example.org' });
+  assert.equal(v.spiffeId.id, 'spiffe://example.org/ns/shop/sa/web');
+  assert.equal(v.path.length, 3);
+});
+
+// Every item of the X.509-SVID leaf profile, each broken on purpose.
+const profileRejects: Array<[string, Parameters<typeof leafFrom>[1], RegExp]> = [
+  ['cA=true leaf', { ca: true }, /cA=true/],
+  ['no keyUsage', { keyUsage: null }, /no keyUsage/],
+  ['keyUsage not critical', { keyUsageCritical: false }, /not critical/],
+  ['keyUsage without digitalSignature', { keyUsage: [0x05, 0x20] }, /lacks digitalSignature/],
+  ['keyUsage with keyCertSign', { keyUsage: [0x01, 0x86] }, /keyCertSign/],
+  ['keyUsage with cRLSign', { keyUsage: [0x01, 0x82] }, /cRLSign/],
+  ['EKU without clientAuth', { eku: [Oid.serverAuth] }, /clientAuth/],
+  ['EKU without serverAuth', { eku: [Oid.clientAuth] }, /serverAuth/],
+  ['no URI SAN', { uris: [] }, /no subjectAltName/],
+  ['two URI SANs', { uris: ['spiffe://example.org/a', 'spiffe://example.org/b'] }, /2 URI SANs/],
+  ['empty subject with non-critical SAN', { sanCritical: false }, /not critical/],
+  ['URI SAN not a SPIFFE ID', { uris: ['https://example.org/a'] }, /not a workload SPIFFE ID/],
+  ['trust-domain-only SPIFFE ID', { uris: ['spiffe://example.org'] }, /needs a path/],
+  ['SPIFFE ID with a dot segment', { uris: ['spiffe://example.org/a/./b'] }, /path segment/],
+  ['X.509 v1', { version: 1 }, /v1/],
+];
+
+for (const [name, over, why] of profileRejects) {
+  test(`profile rejects: ${name}`, () => {
+    const cert = parseCertificate(leafFrom(chain, over));
+    assert.throws(() => checkLeafProfile(cert, { now }), (e: unknown) => e instanceof TollgateError && e.code === 'TG_SVID_INVALID' && why.test(e.message));
+  });
+}
+
+test('usage: a client-only leaf is fine where only clientAuth is needed', () => {
+  const cert = parseCertificate(leafFrom(chain, { eku: [Oid.clientAuth] }));
+  assert.equal(checkLeafProfile(cert, { usage: 'client' }).path, '/ns/shop/sa/web');
+});
+
+const chainRejects: Array<[string, () => Parameters<typeof verifySvidChain>[0], string]> = [
+  ['expired leaf', () => ({ leaf: leafFrom(chain, { notBefore: now - 7200_000, notAfter: now - 3600_000 }), intermediates: [chain.intermediate], roots: [chain.root], now }), 'TG_SVID_EXPIRED'],
+  ['not-yet-valid leaf', () => ({ leaf: leafFrom(chain, { notBefore: now + 3600_000, notAfter: now + 7200_000 }), intermediates: [chain.intermediate], roots: [chain.root], now }), 'TG_SVID_EXPIRED'],
+  ['another CA', () => ({ leaf: leafFrom(testChain()), intermediates: [chain.intermediate], roots: [chain.root], now }), 'TG_SVID_UNTRUSTED'],
+  ['missing intermediate', () => ({ leaf: leafFrom(chain), intermediates: [], roots: [chain.root], now }), 'TG_SVID_UNTRUSTED'],
+  ['foreign trust domain', () => ({ leaf: leafFrom(chain, { uris: ['spiffe://other.org/x'] }), intermediates: [chain.intermediate], roots: [chain.root], now }), 'TG_SVID_UNTRUSTED'],
+  ['trust domain other than expected', () => ({ leaf: leafFrom(chain), intermediates: [chain.intermediate], roots: [chain.root], now, trustDomain: 'other.org' }), 'TG_SVID_UNTRUSTED'],
+  ['expired intermediate', () => ({ leaf: leafFrom(chain), intermediates: [chain.intermediate], roots: [chain.root], now: now + 40 * 86_400_000 }), 'TG_SVID_EXPIRED'],
+];
+
+for (const [name, input, code] of chainRejects) {
+  test(`chain rejects: ${name}`, () => {
+    assert.throws(() => verifySvidChain(input()), (e: unknown) => e instanceof TollgateError && e.code === code);
+  });
+}
+
+test('chain rejects a leaf signed by a non-CA certificate', () => {
+  const notCa = p256();
+  const fakeIssuer = buildCert({ subject: 'Fake', issuerName: 'Test Intermediate', issuerKey: chain.intermediateKey.key, issuerSpki: chain.intermediateKey.spki, spki: notCa.spki, notBefore: now - 1000, notAfter: now + 3600_000, ca: false, uris: ['spiffe://example.org/fake'] });
+  const leaf = buildCert({ issuerName: 'Fake', issuerKey: notCa.key, issuerSpki: notCa.spki, spki: p256().spki, notBefore: now - 1000, notAfter: now + 1000_000, ca: false, uris: ['spiffe://example.org/a'] });
+  assert.throws(() => verifySvidChain({ leaf, intermediates: [fakeIssuer, chain.intermediate], roots: [chain.root], now }), (e: unknown) => e instanceof TollgateError && /not a CA/.test(e.message));
+});
