@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { ManualClock } from '../pki/clock.ts';
+import { createCsr } from '../pki/csr.ts';
+import { TollgateError } from '../pki/errors.ts';
+import { p256 } from '../pki/test-chain.ts';
+import { JoinTokenAttestor } from './attestation/join-token.ts';
+import { AuditLog } from './audit.ts';
+import { createIntermediate, createRoot } from './authority.ts';
+import { SvidIssuer } from './issuer.ts';
+import { CaMetrics } from './metrics.ts';
+import { CaService } from './service.ts';
+
+const clock = new ManualClock(Date.UTC(2026, 2, 1));
+const root = await createRoot({ trustDomain: 'example.org', clock });
+const intermediate = await createIntermediate({ trustDomain: 'example.org', root, clock });
+
+function setup(limits: ConstructorParameters<typeof CaService>[0]['limits']) {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-svc-'));
+  const lines: Array<Record<string, unknown>> = [];
+  const registry = new Registry();
+  const tokens = new JoinTokenAttestor({ dir, clock, trustDomain: 'example.org' });
+  const service = new CaService({
+    trustDomain: 'example.org',
+    clock,
+    issuer: new SvidIssuer({ intermediate, clock }),
+    attestors: [tokens],
+    audit: new AuditLog({ out: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) }, clock }),
+    metrics: new CaMetrics(registry),
+    bundle: { trustDomain: 'example.org', version: 1, roots: [root.certificate], refreshHintSeconds: 300 },
+    ...(limits ? { limits } : {}),
+  });
+  const token = (id = 'spiffe://example.org/ns/a/sa/b') => tokens.create({ spiffeId: id, ttlMs: 600_000 }).token;
+  return { service, lines, registry, token, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const isCode = (code: string) => (e: unknown) => e instanceof TollgateError && e.code === code;
+
+test('per-address rate limit: refused with TG_RATE_LIMITED, audited and counted, then recovers', async () => {
+  const s = setup({ perAddress: { perSecond: 1, burst: 2 }, perIdentity: { perSecond: 0, burst: 0 } });
+  const csr = createCsr(p256().key);
+  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  await assert.rejects(s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' }), isCode('TG_RATE_LIMITED'));
+  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.2' });
+  clock.advance(1000);
+  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  assert.deepEqual(s.lines.map((l) => l.code ?? l.event), ['svid_issued', 'svid_issued', 'TG_RATE_LIMITED', 'svid_issued', 'svid_issued']);
+  assert.match(await s.registry.metrics(), /tollgate_ca_refused_total\{code="TG_RATE_LIMITED"\} 1/);
+  s.cleanup();
+});
+
+test('per-identity rate limit applies after attestation, whatever the address', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 1 / 60, burst: 1 } });
+  const csr = createCsr(p256().key);
+  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  await assert.rejects(s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.9' }), isCode('TG_RATE_LIMITED'));
+  assert.equal(s.lines.at(-1)!.spiffe_id, 'spiffe://example.org/ns/a/sa/b');
+  await s.service.issueSvid({ csr, token: s.token('spiffe://example.org/ns/a/sa/other'), peerAddress: '10.0.0.9' });
+  s.cleanup();
+});
+
+test('bundle watchers get the current bundle at once and every change; convergence counts reports', () => {
+  const s = setup(undefined);
+  const seen: number[] = [];
+  const stop = s.service.watchBundle((b) => seen.push(b.version));
+  s.service.report('a', { bundleVersion: 1, serial: 'aa' });
+  s.service.report('b', { bundleVersion: 1, serial: 'bb' });
+  s.service.setBundle({ ...s.service.bundle, version: 2 });
+  s.service.report('a', { bundleVersion: 2, serial: 'cc' });
+  stop();
+  s.service.setBundle({ ...s.service.bundle, version: 3 });
+  assert.deepEqual(seen, [1, 2]);
+  s.service.setBundle({ ...s.service.bundle, version: 2 });
+  assert.deepEqual(s.service.convergence(), { total: 2, current: 1 });
+  s.cleanup();
+});
