@@ -4,6 +4,7 @@
 // same object getAuthContext reads) and verify the presented chain ourselves (ca/attestation/svid.ts).
 import type { TLSSocket } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
+import { peerCertificateChain } from '../pki/tls-peer.ts';
 
 export interface PeerInfo {
   readonly address: string;
@@ -38,13 +39,5 @@ export function peerInfo(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.Ser
     const raw = auth?.sslPeerCertificate?.raw;
     return { address, chain: raw ? [raw] : [] };
   }
-  const chain: Buffer[] = [];
-  let cert = socket.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: unknown }) | undefined;
-  const seen = new Set<string>();
-  while (cert && cert.raw && !seen.has(cert.fingerprint256) && chain.length < 5) {
-    seen.add(cert.fingerprint256);
-    chain.push(cert.raw);
-    cert = cert.issuerCertificate as typeof cert;
-  }
-  return { address, chain };
+  return { address, chain: peerCertificateChain(socket.getPeerCertificate(true), 5) };
 }

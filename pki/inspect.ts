@@ -3,6 +3,7 @@
 // Display fields come from @peculiar/x509; the verdicts (profile, chain) come from the same checks the
 // CA and sidecar run (pki/svid-validate.ts), so inspect never disagrees with them.
 import { formatDuration as formatMs } from './duration.ts';
+import { peerCertificateChain } from './tls-peer.ts';
 import { X509Certificate } from 'node:crypto';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -269,19 +270,6 @@ export interface FetchOptions {
 
 const HANDSHAKE_ABORTED = /certificate required|handshake failure|peer did not return a certificate|disconnected before secure TLS connection|ECONNRESET/i;
 
-function collectChain(peer: tls.DetailedPeerCertificate): Buffer[] {
-  const out: Buffer[] = [];
-  let cur: tls.DetailedPeerCertificate | undefined = peer;
-  while (cur?.raw && out.length < 16) {
-    const raw: Buffer = cur.raw;
-    if (out.some((d) => d.equals(raw))) break; // a self-signed root is its own issuer
-    out.push(Buffer.from(raw));
-    const next: tls.DetailedPeerCertificate | undefined = cur.issuerCertificate;
-    if (next === cur) break;
-    cur = next;
-  }
-  return out;
-}
 
 /** Connect with TLS (no verification), return the certificates the server sent, leaf first. */
 export function fetchPeerChain(target: string, options: FetchOptions = {}): Promise<Buffer[]> {
@@ -325,7 +313,7 @@ export function fetchPeerChain(target: string, options: FetchOptions = {}): Prom
       reject(new TollgateError('TG_UNAVAILABLE', `cannot connect to ${shown}: ${reason}`, { cause: e }));
     }
     socket.once('secureConnect', () => {
-      const chain = collectChain(socket.getPeerCertificate(true));
+      const chain = peerCertificateChain(socket.getPeerCertificate(true));
       if (chain.length === 0) return fail(new Error('the server sent no certificate'));
       if (settle()) resolve(chain);
     });

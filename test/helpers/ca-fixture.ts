@@ -69,13 +69,3 @@ export function createJoinToken(dir: string, spiffeId: string, ttl = '10m'): str
   if (r.code !== 0) throw new Error(`token create failed: ${r.stderr}`);
   return (JSON.parse(r.stdout) as { token: string }).token;
 }
-
-/** Wait (bounded) until `fn` returns true. */
-export async function eventually(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
