@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerCa } from './ca.ts';
 import { registerCert } from './cert.ts';
+import { registerDemo } from './demo.ts';
+import { registerSidecar } from './sidecar.ts';
+import { registerPolicy } from './policy.ts';
 import { describeError, exitCodeFor } from './exit.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
     .exitOverride();
   registerCa(program);
   registerCert(program);
+  registerSidecar(program);
+  registerPolicy(program);
+  registerDemo(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
@@ -25,6 +31,7 @@ Examples:
   $ tollgate ca init --trust-domain example.org --dir ./ca
   $ tollgate cert issue --ca-dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web --out ./web
   $ tollgate cert inspect ./web.crt --bundle ./ca/bundle.pem
+  $ tollgate policy check --policy examples/policy.yaml --peer spiffe://example.org/ns/shop/sa/web --port 8080
 
 Exit codes: 0 ok, 1 failure, 2 usage or bad input.`);
   return program;

@@ -1,0 +1,409 @@
+// The sidecar's configuration file (YAML; every key is documented in examples/sidecar.yaml), read once
+// at start into a deeply frozen, fully defaulted SidecarConfig. Checked in two passes: a JSON schema
+// (ajv) for shape and types, then the meaning of the values (SPIFFE IDs, HOST:PORT, durations, files,
+// listen addresses that collide). Every problem is TG_CONFIG_INVALID naming the file and line:
+//   cannot read sidecar config ./sidecar.yaml line 7: inbound[0].appPort must be an integer 1..65535, got "http"
+// Unknown keys are errors: a misspelt key silently ignored would leave a default in force.
+// Command-line overrides replace file values before the second pass and are checked the same way.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parseDuration } from '../pki/duration.ts';
+import { TollgateError } from '../pki/errors.ts';
+import type { Level } from '../pki/log.ts';
+import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
+import { YamlSource, deepFreeze, pathText, pointerSteps, readSourceFile, shown, unknownKeyMessage } from './yaml-source.ts';
+
+export interface HostPort {
+  readonly host: string;
+  /** 0 (listen addresses only) asks the system for a free port. */
+  readonly port: number;
+}
+
+export type Attestation =
+  /** Kubernetes projected service-account token, re-read before every first issue. */
+  | { readonly kind: 'k8s'; readonly tokenFile: string }
+  /** A join token from `tollgate ca token create`. Never log it. */
+  | { readonly kind: 'join'; readonly token: string };
+
+export interface InboundListener {
+  readonly listen: HostPort;
+  /** The app's port on appHost, and the port the policy is looked up by. */
+  readonly appPort: number;
+  readonly appHost: string;
+  /** Send a PROXY protocol v2 header carrying the peer's SPIFFE ID to the app. */
+  readonly proxyProtocol: boolean;
+}
+
+export interface OutboundListener {
+  /** Always a loopback address. */
+  readonly listen: HostPort;
+  /** The upstream sidecar's inbound listener. */
+  readonly upstream: HostPort;
+  /** The workload ID the upstream must present. */
+  readonly spiffeId: string;
+}
+
+export type TlsMinVersion = 'TLSv1.3' | 'TLSv1.2';
+
+/** A validated sidecar configuration. Paths are absolute, durations in milliseconds. */
+export interface SidecarConfig {
+  /** The file it was read from (as given), for messages. */
+  readonly source: string;
+  readonly trustDomain: string;
+  readonly ca: { readonly address: HostPort; readonly spiffeId: string; readonly bundleFile: string };
+  readonly attestation: Attestation;
+  readonly svid: { readonly ttlMs: number };
+  readonly inbound: readonly InboundListener[];
+  readonly outbound: readonly OutboundListener[];
+  /** null when the file names no policy (allowed only without inbound listeners). */
+  readonly policy: { readonly file: string } | null;
+  readonly tls: { readonly minVersion: TlsMinVersion };
+  readonly limits: {
+    readonly maxConnections: number;
+    readonly handshakeTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly drainTimeoutMs: number;
+  };
+  readonly admin: { readonly listen: HostPort };
+  readonly log: { readonly level: Level };
+}
+
+/** Values from command-line flags; each replaces the file's value and is checked the same way. */
+export interface SidecarConfigOverrides {
+  /** admin.listen, HOST:PORT */
+  adminListen?: string;
+  /** ca.address, HOST:PORT */
+  caAddress?: string;
+  /** log.level */
+  logLevel?: string;
+  /** Replaces the file's attestation with this join token. */
+  joinToken?: string;
+}
+
+export interface ParseSidecarConfigOptions {
+  /** File path shown in messages and kept as SidecarConfig.source. */
+  source: string;
+  /** Relative paths in the file resolve against this directory; default the current directory. */
+  baseDir?: string;
+  overrides?: SidecarConfigOverrides;
+}
+
+const DEFAULTS = Object.freeze({
+  caSpiffePath: '/ns/tollgate-system/sa/tollgate-ca',
+  svidTtl: '1h',
+  appHost: '127.0.0.1',
+  tlsMinVersion: 'TLSv1.3',
+  maxConnections: 10_000,
+  handshakeTimeout: '10s',
+  idleTimeout: '1h',
+  drainTimeout: '20s',
+  adminListen: '127.0.0.1:15020',
+  logLevel: 'info',
+});
+
+const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
+
+// `description` is the noun phrase messages use for a missing or mistyped value.
+const str = (description: string): object => ({ type: 'string', minLength: 1, description });
+const duration = (description: string): object => ({ type: ['string', 'number'], description });
+const port = (description: string): object => ({ type: 'integer', minimum: 1, maximum: 65535, description });
+const list = (items: object): object => ({ type: 'array', items });
+const section = (properties: Record<string, object>, required: string[] = [], description?: string): object => ({ type: 'object', additionalProperties: false, required, properties, ...(description ? { description } : {}) });
+
+const schema = section(
+  {
+    trustDomain: str('the trust domain of this workload, e.g. example.org'),
+    ca: section({
+      address: str("the CA's gRPC address as HOST:PORT, e.g. tollgate-ca.tollgate-system.svc:8443"),
+      spiffeId: str("the CA's SPIFFE ID, e.g. spiffe://example.org/ns/tollgate-system/sa/tollgate-ca"),
+      bundleFile: str("a PEM file with the CA's roots, e.g. the bundle.pem written by `tollgate ca init`"),
+    }, ['address', 'bundleFile'], 'a "ca" section with address (HOST:PORT) and bundleFile'),
+    attestation: section({
+      tokenFile: str('the projected service-account token file'),
+      joinToken: str('a join token from `tollgate ca token create`'),
+      joinTokenFile: str('a file holding a join token'),
+    }),
+    svid: section({ ttl: duration('a duration such as 1h') }),
+    inbound: list(section({
+      listen: str('the mTLS address as HOST:PORT, e.g. 0.0.0.0:15006'),
+      appPort: port("the app's port, e.g. 8080"),
+      appHost: str("the app's host, e.g. 127.0.0.1"),
+      proxyProtocol: { type: 'boolean', description: 'true or false' },
+    }, ['listen', 'appPort'])),
+    outbound: list(section({
+      listen: str('the local plaintext address as HOST:PORT on loopback, e.g. 127.0.0.1:15001'),
+      upstream: str("the upstream sidecar's inbound address as HOST:PORT, e.g. orders.shop.svc:15006"),
+      spiffeId: str('the SPIFFE ID the upstream must present, e.g. spiffe://example.org/ns/shop/sa/orders'),
+    }, ['listen', 'upstream', 'spiffeId'])),
+    policy: section({ file: str('the policy file, e.g. ./policy.yaml') }),
+    tls: section({ minVersion: { type: 'string', enum: ['TLSv1.3', 'TLSv1.2'], description: 'TLSv1.3 or TLSv1.2' } }),
+    limits: section({
+      maxConnections: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
+      handshakeTimeout: duration('a duration such as 10s'),
+      idleTimeout: duration('a duration such as 1h'),
+      drainTimeout: duration('a duration such as 20s'),
+    }),
+    admin: section({ listen: str('the admin address as HOST:PORT, e.g. 127.0.0.1:15020') }),
+    log: section({ level: { type: 'string', enum: LEVELS, description: 'debug, info, warn or error' } }),
+  },
+  ['trustDomain', 'ca'],
+);
+
+/** The shape the JSON schema guarantees (sections as loose mappings; values are read with get()). */
+type Section = Record<string, unknown>;
+interface Raw {
+  [key: string]: unknown;
+  trustDomain: string;
+  ca: Section;
+  attestation?: Section;
+  inbound?: Section[];
+  outbound?: Section[];
+  policy?: Section;
+}
+
+const validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile<Raw>(schema);
+
+const ROOT = 'the config';
+const ENUM_HINTS: Record<string, string> = { 'tls.minVersion': '; Tollgate never accepts TLS below 1.2' };
+
+function schemaMessage(e: ErrorObject, data: unknown): string {
+  const steps = pointerSteps(e.instancePath);
+  const where = pathText(steps, data, ROOT);
+  const s = e.parentSchema as { type?: string | string[]; description?: string; properties?: Record<string, { description?: string }>; minimum?: number; maximum?: number; enum?: unknown[] };
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return unknownKeyMessage(e, where);
+    case 'required': {
+      const missing = String((e.params as { missingProperty: string }).missingProperty);
+      return `${where} has no "${missing}"; add ${s.properties?.[missing]?.description ?? 'it'}`;
+    }
+    case 'type':
+    case 'minimum':
+    case 'maximum': {
+      const type = String(s.type);
+      if (steps.length === 0) return 'the config must be a mapping with at least trustDomain, ca and attestation (the file is empty or not a mapping)';
+      if (type === 'integer') {
+        const quoted = typeof e.data === 'string' && /^\d+$/.test(e.data) ? '; write it without quotes' : '';
+        return `${where} must be an integer ${s.minimum}..${s.maximum}, got ${shown(e.data)}${quoted}`;
+      }
+      const words: Record<string, string> = { object: 'a mapping', array: 'a list', boolean: 'true or false', string: 'a string', 'string,number': 'a duration' };
+      const want = words[type] ?? type;
+      return `${where} must be ${want}${s.description && want !== s.description ? ` (${s.description})` : ''}, got ${shown(e.data)}`;
+    }
+    case 'enum':
+      return `${where} must be ${s.description ?? (s.enum ?? []).join(', ')}, got ${shown(e.data)}${ENUM_HINTS[where] ?? ''}`;
+    case 'minLength':
+      return `${where} is empty; write ${s.description ?? 'a value'}`;
+    default:
+      return `${where} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+const isHostName = (host: string): boolean => /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$/.test(host) && host.length <= 253;
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::';
+
+/** "host:port" or "[v6]:port" → HostPort, or what is wrong with it. */
+export function parseHostPort(text: string, options: { allowPortZero: boolean }): HostPort | { problem: string } {
+  const m = /^\[([^\]]*)\]:([^:]*)$/.exec(text) ?? /^([^:[\]]*):([^:]*)$/.exec(text);
+  if (!m) return { problem: `${JSON.stringify(text)} is not HOST:PORT (e.g. 127.0.0.1:15001, [::1]:15001 or orders.shop.svc:15006)` };
+  const host = m[1]!;
+  if (!(text.startsWith('[') ? isIP(host) === 6 : isIP(host) === 4 || isHostName(host))) return { problem: `${JSON.stringify(text)} has no valid host; write HOST:PORT with an IP address or DNS name (IPv6 in brackets: [::1]:15001)` };
+  const low = options.allowPortZero ? 0 : 1;
+  const n = /^\d{1,5}$/.test(m[2]!) ? Number(m[2]) : NaN;
+  if (!(n >= low && n <= 65535)) return { problem: `${JSON.stringify(text)} has no valid port; use ${low}..65535${low === 0 ? ' (0 picks a free port)' : ''}` };
+  return { host, port: n };
+}
+
+/**
+ * Parse and validate a sidecar config file's text. Throws TollgateError('TG_CONFIG_INVALID') naming
+ * the file and line (TG_USAGE for a bad override). Reads attestation.joinTokenFile, nothing else.
+ */
+export function parseSidecarConfig(text: string, options: ParseSidecarConfigOptions): SidecarConfig {
+  const { source } = options;
+  const baseDir = resolve(options.baseDir ?? '.');
+  const overrides = options.overrides ?? {};
+  const yaml = new YamlSource(text, { source, what: 'sidecar config' });
+  const data: unknown = yaml.toJS();
+  // A section whose keys are all commented out is null in YAML: read it as absent (lists as empty).
+  if (data !== null && typeof data === 'object' && !Array.isArray(data)) {
+    const d = data as Record<string, unknown>;
+    for (const k of ['attestation', 'svid', 'inbound', 'outbound', 'policy', 'tls', 'limits', 'admin', 'log']) if (d[k] === null) delete d[k];
+  }
+  if (!validate(data)) {
+    // An unknown key (often a typo) explains more than the errors it causes; otherwise the first in the file.
+    const errors = validate.errors ?? [];
+    const pool = errors.some((x) => x.keyword === 'additionalProperties') ? errors.filter((x) => x.keyword === 'additionalProperties') : errors;
+    const e = pool.reduce((a, b) => (yaml.lineOfSchemaError(b) < yaml.lineOfSchemaError(a) ? b : a));
+    throw yaml.fail(yaml.lineOfSchemaError(e), schemaMessage(e, data));
+  }
+  const raw = data;
+
+  // Overrides go in as if written in the file; a problem with one names the command line instead of a line.
+  const fromFlags = new Set<string>();
+  const override = (section: string, key: string, value: string | undefined): void => {
+    if (value === undefined) return;
+    raw[section] = { ...(raw[section] as Section | undefined), [key]: value };
+    fromFlags.add(`${section}.${key}`);
+  };
+  override('admin', 'listen', overrides.adminListen);
+  override('ca', 'address', overrides.caAddress);
+  override('log', 'level', overrides.logLevel);
+  if (overrides.joinToken !== undefined) {
+    raw.attestation = { joinToken: overrides.joinToken };
+    fromFlags.add('attestation.joinToken');
+  }
+
+  const bad: Bad = (steps, problem, on = 'value') => {
+    const path = pathText(steps, raw, ROOT);
+    if (fromFlags.has(path)) return new TollgateError('TG_USAGE', `the command-line value for ${path} ${problem}`, { details: { key: path } });
+    return yaml.fail(yaml.lineAt(steps, on === 'key'), `${path} ${problem}`);
+  };
+  const get = <T>(steps: readonly string[], fallback: T): T => {
+    let v: unknown = raw;
+    for (const s of steps) v = v === undefined || v === null ? undefined : (v as Record<string, unknown>)[s];
+    return v === undefined ? fallback : (v as T);
+  };
+  const file = (steps: readonly string[]): string => resolve(baseDir, get(steps, ''));
+  const address = (steps: readonly string[], fallback: string, allowPortZero: boolean): HostPort => {
+    const r = parseHostPort(get(steps, fallback), { allowPortZero });
+    if ('problem' in r) throw bad(steps, r.problem);
+    return r;
+  };
+  const ms = (steps: readonly string[], fallback: string): number => {
+    const v = get<string | number>(steps, fallback);
+    try {
+      return parseDuration(String(v));
+    } catch {
+      throw bad(steps, `${shown(v)} is not a duration greater than zero; write e.g. 30s, 10m, 1h or 7d`);
+    }
+  };
+  const workloadId = (steps: readonly string[], td: string): string => {
+    const v = get(steps, '');
+    let id: { trustDomain: string };
+    try {
+      id = parseWorkloadId(v);
+    } catch (e) {
+      throw bad(steps, `${JSON.stringify(v)} ${String((e as TollgateError).details?.['reason'] ?? 'is not a SPIFFE ID')}`);
+    }
+    if (id.trustDomain !== td) throw bad(steps, `${JSON.stringify(v)} is not in trust domain ${JSON.stringify(td)}, the only one this sidecar's CA can vouch for`);
+    return v;
+  };
+
+  let trustDomain: string;
+  try {
+    trustDomain = parseTrustDomain(raw.trustDomain);
+  } catch (e) {
+    throw bad(['trustDomain'], `${JSON.stringify(raw.trustDomain)} ${String((e as TollgateError).details?.['reason'] ?? 'is not a trust domain')}`);
+  }
+
+  const ca = {
+    address: address(['ca', 'address'], '', false),
+    spiffeId: raw.ca?.['spiffeId'] === undefined ? `spiffe://${trustDomain}${DEFAULTS.caSpiffePath}` : workloadId(['ca', 'spiffeId'], trustDomain),
+    bundleFile: file(['ca', 'bundleFile']),
+  };
+
+  const attestation = readAttestation(raw, bad, file);
+
+  const inbound: InboundListener[] = (raw.inbound ?? []).map((_, i) => {
+    const at = (k: string): string[] => ['inbound', String(i), k];
+    const appHost = get(at('appHost'), DEFAULTS.appHost);
+    if (isIP(appHost) === 0 && !isHostName(appHost)) {
+      throw bad(at('appHost'), `${JSON.stringify(appHost)} is not an IP address or host name; the app normally listens on 127.0.0.1`);
+    }
+    return { listen: address(at('listen'), '', true), appPort: get(at('appPort'), 0), appHost, proxyProtocol: get(at('proxyProtocol'), false) };
+  });
+
+  const outbound: OutboundListener[] = (raw.outbound ?? []).map((_, i) => {
+    const at = (k: string): string[] => ['outbound', String(i), k];
+    const listen = address(at('listen'), '', true);
+    if (!isLoopback(listen.host)) {
+      throw bad(at('listen'), `${listen.host} is not a loopback address; outbound listeners take plaintext from the app, so they listen on 127.0.0.1 (or ::1) only`);
+    }
+    return { listen, upstream: address(at('upstream'), '', false), spiffeId: workloadId(at('spiffeId'), trustDomain) };
+  });
+
+  let policy: { file: string } | null = null;
+  if (raw.policy?.['file'] !== undefined) policy = { file: file(['policy', 'file']) };
+  else if (inbound.length > 0) {
+    const where = raw.policy ? ['policy'] : ['inbound'];
+    throw yaml.fail(yaml.lineAt(where, !raw.policy), 'inbound listeners need a policy; add "policy: {file: ./policy.yaml}" (see examples/policy.yaml)');
+  }
+
+  const level = get<string>(['log', 'level'], DEFAULTS.logLevel);
+  if (!LEVELS.includes(level as Level)) throw bad(['log', 'level'], `must be one of ${LEVELS.join(', ')}, got ${shown(level)}`);
+
+  const config: SidecarConfig = {
+    source,
+    trustDomain,
+    ca,
+    attestation,
+    svid: { ttlMs: ms(['svid', 'ttl'], DEFAULTS.svidTtl) },
+    inbound,
+    outbound,
+    policy,
+    tls: { minVersion: get(['tls', 'minVersion'], DEFAULTS.tlsMinVersion) as TlsMinVersion },
+    limits: {
+      maxConnections: get(['limits', 'maxConnections'], DEFAULTS.maxConnections),
+      handshakeTimeoutMs: ms(['limits', 'handshakeTimeout'], DEFAULTS.handshakeTimeout),
+      idleTimeoutMs: ms(['limits', 'idleTimeout'], DEFAULTS.idleTimeout),
+      drainTimeoutMs: ms(['limits', 'drainTimeout'], DEFAULTS.drainTimeout),
+    },
+    admin: { listen: address(['admin', 'listen'], DEFAULTS.adminListen, true) },
+    log: { level: level as Level },
+  };
+
+  // Two listeners on one port collide when their hosts are equal or either is a wildcard address.
+  const listeners: { steps: string[]; at: HostPort }[] = [
+    ...config.inbound.map((l, i) => ({ steps: ['inbound', String(i), 'listen'], at: l.listen })),
+    ...config.outbound.map((l, i) => ({ steps: ['outbound', String(i), 'listen'], at: l.listen })),
+    { steps: ['admin', 'listen'], at: config.admin.listen },
+  ];
+  // The error names the value set last: a flag before a line of the file, a line before a default.
+  const origin = (steps: readonly string[]): number => (fromFlags.has(pathText(steps, raw, ROOT)) ? 2 : get(steps, undefined) === undefined ? 0 : 1);
+  listeners.forEach((y, j) => {
+    const x = listeners.slice(0, j).find((l) => l.at.port !== 0 && l.at.port === y.at.port && (l.at.host === y.at.host || isWildcard(l.at.host) || isWildcard(y.at.host)));
+    if (!x) return;
+    const [blame, other] = origin(y.steps) >= origin(x.steps) ? [y, x] : [x, y];
+    const isDefault = origin(other.steps) === 0 ? ', its default' : '';
+    throw bad(blame.steps, `${blame.at.host}:${blame.at.port} collides with ${pathText(other.steps, raw, ROOT)} (${other.at.host}:${other.at.port}${isDefault}); give each listener its own port`);
+  });
+
+  return deepFreeze(config);
+}
+
+/** The error for the value (or, with 'key', the key) at `steps`: its file line, or the command line. */
+type Bad = (steps: readonly string[], problem: string, on?: 'key' | 'value') => TollgateError;
+
+function readAttestation(raw: Raw, bad: Bad, file: (steps: readonly string[]) => string): Attestation {
+  const a = raw.attestation;
+  const kinds = a ? (['tokenFile', 'joinToken', 'joinTokenFile'] as const).filter((k) => a[k] !== undefined) : [];
+  if (kinds.length === 0) {
+    const how = 'tokenFile (a Kubernetes projected token), joinToken or joinTokenFile (from `tollgate ca token create`), or give --join-token';
+    throw a ? bad(['attestation'], `is empty; set one of ${how}`) : bad([], `has no attestation; add attestation.${how}`);
+  }
+  if (kinds.length > 1) throw bad(['attestation', kinds[1]!], `cannot be set together with attestation.${kinds[0]}; keep exactly one of tokenFile, joinToken, joinTokenFile`, 'key');
+  const kind = kinds[0]!;
+  if (kind === 'tokenFile') return { kind: 'k8s', tokenFile: file(['attestation', 'tokenFile']) };
+  let token = String(a![kind]);
+  if (kind === 'joinTokenFile') {
+    const path = file(['attestation', 'joinTokenFile']);
+    try {
+      token = readFileSync(path, 'utf8');
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message;
+      throw bad(['attestation', 'joinTokenFile'], `${path} cannot be read (${why}); write the token printed by \`tollgate ca token create\` into it`);
+    }
+  }
+  token = token.trim();
+  if (token === '' || /\s/.test(token)) throw bad(['attestation', kind], `${kind === 'joinToken' ? 'is not' : 'does not hold'} a join token (it is empty or has spaces); use the token printed by \`tollgate ca token create\``);
+  return { kind: 'join', token };
+}
+
+/** Read and parse a sidecar config file; relative paths in it resolve against its directory. */
+export function loadSidecarConfig(path: string, overrides?: SidecarConfigOverrides): SidecarConfig {
+  const text = readSourceFile(path, 'sidecar config');
+  return parseSidecarConfig(text, { source: path, baseDir: dirname(resolve(path)), ...(overrides ? { overrides } : {}) });
+}

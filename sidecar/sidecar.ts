@@ -1,0 +1,178 @@
+// One sidecar: the SVID manager, the inbound and outbound proxies, the policy watcher and the admin
+// server, started in the order that lets each depend on the one before. Used by `tollgate sidecar run`
+// and by the demo; holds no decisions of its own (those live in the parts it wires).
+import { readFileSync } from 'node:fs';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { startAdminServer, type AdminServer, type Readiness } from '../pki/admin-server.ts';
+import { systemClock, type Clock } from '../pki/clock.ts';
+import { TollgateError } from '../pki/errors.ts';
+import type { Logger } from '../pki/log.ts';
+import { readCertificates } from '../pki/pem.ts';
+import type { SidecarConfig } from './config.ts';
+import { InboundProxy } from './inbound.ts';
+import { SidecarMetrics } from './metrics.ts';
+import { OutboundProxy } from './outbound.ts';
+import { PolicyWatcher } from './policy-watcher.ts';
+import type { Policy } from './policy.ts';
+import { SvidManager, type CaApi } from './svid-manager.ts';
+import type { CaClientOptions } from '../pki/ca-client.ts';
+
+export interface SidecarOptions {
+  readonly config: SidecarConfig;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  /** One registry per process; created here when not given. */
+  readonly registry?: Registry;
+  /** Replaces the gRPC client to the CA (tests only). */
+  readonly connect?: (o: CaClientOptions) => CaApi;
+}
+
+export interface ListenerInfo {
+  readonly listen: string;
+  readonly port: number;
+  readonly target: string;
+}
+
+export class Sidecar {
+  readonly #o: SidecarOptions;
+  readonly #clock: Clock;
+  readonly registry: Registry;
+  readonly metrics: SidecarMetrics;
+  readonly manager: SvidManager;
+  #policyWatcher: PolicyWatcher | null = null;
+  #admin: AdminServer | null = null;
+  readonly #inbound: InboundProxy[] = [];
+  readonly #outbound: OutboundProxy[] = [];
+  readonly inboundListeners: ListenerInfo[] = [];
+  readonly outboundListeners: ListenerInfo[] = [];
+  #draining = false;
+
+  private constructor(options: SidecarOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    if (options.registry) {
+      this.registry = options.registry;
+    } else {
+      this.registry = new Registry();
+      collectDefaultMetrics({ register: this.registry });
+    }
+    this.metrics = new SidecarMetrics(this.registry);
+    const c = options.config;
+    let bootstrapRoots: Buffer[];
+    try {
+      bootstrapRoots = readCertificates(readFileSync(c.ca.bundleFile), c.ca.bundleFile);
+    } catch (e) {
+      throw new TollgateError('TG_CONFIG_INVALID', `cannot read the CA bundle ${c.ca.bundleFile}: ${(e as Error).message}; point ca.bundleFile at the CA's bundle.pem`, { cause: e });
+    }
+    this.manager = new SvidManager({
+      ca: { address: `${c.ca.address.host}:${c.ca.address.port}`, spiffeId: c.ca.spiffeId },
+      bootstrapRoots,
+      attestation: c.attestation,
+      ttlSeconds: Math.round(c.svid.ttlMs / 1000),
+      clock: this.#clock,
+      ...(options.random ? { random: options.random } : {}),
+      logger: options.logger.child({ component: 'svid' }),
+      metrics: this.metrics,
+      ...(options.connect ? { connect: options.connect } : {}),
+    });
+  }
+
+  /** Start everything; resolves when the sidecar holds an SVID and every listener is open. */
+  static async start(options: SidecarOptions): Promise<Sidecar> {
+    const s = new Sidecar(options);
+    try {
+      await s.#start();
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  async #start(): Promise<void> {
+    const c = this.#o.config;
+    const log = this.#o.logger;
+    // Admin first: /healthz answers and /readyz says why not ready while the first SVID is on its way.
+    this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
+    // A policy that does not parse at start is fatal: there is no good one to keep.
+    let policy: () => Policy = () => {
+      throw new TollgateError('TG_CONFIG_INVALID', 'no policy configured');
+    };
+    if (c.policy) {
+      const watcher = new PolicyWatcher({
+        path: c.policy.file,
+        ownTrustDomain: c.trustDomain,
+        clock: this.#clock,
+        onChange: (p) => log.info('policy reloaded', { event: 'policy_reloaded', source: p.source }),
+        onError: (e) => {
+          this.metrics.configReloadFailures.inc();
+          log.error('policy reload refused; the previous policy stays in force', { event: 'policy_reload_failed', code: e.code, error: e.message });
+        },
+      });
+      watcher.start();
+      this.#policyWatcher = watcher;
+      policy = () => watcher.current;
+    }
+    await this.manager.start();
+    const common = { source: this.manager, minVersion: c.tls.minVersion, limits: c.limits, clock: this.#clock, metrics: this.metrics };
+    for (const ib of c.inbound) {
+      const proxy = new InboundProxy({
+        ...common,
+        listen: ib.listen,
+        app: { host: ib.appHost, port: ib.appPort },
+        policy,
+        proxyProtocol: ib.proxyProtocol,
+        logger: log.child({ component: 'inbound', app_port: ib.appPort }),
+      });
+      const { port } = await proxy.start();
+      this.#inbound.push(proxy);
+      this.inboundListeners.push({ listen: `${ib.listen.host}:${port}`, port, target: `${ib.appHost}:${ib.appPort}` });
+    }
+    for (const ob of c.outbound) {
+      const proxy = new OutboundProxy({
+        ...common,
+        listen: ob.listen,
+        upstream: { host: ob.upstream.host, port: ob.upstream.port, spiffeId: ob.spiffeId },
+        logger: log.child({ component: 'outbound', upstream: `${ob.upstream.host}:${ob.upstream.port}` }),
+      });
+      const { port } = await proxy.start();
+      this.#outbound.push(proxy);
+      this.outboundListeners.push({ listen: `${ob.listen.host}:${port}`, port, target: `${ob.upstream.host}:${ob.upstream.port} as ${ob.spiffeId}` });
+    }
+  }
+
+  get adminPort(): number {
+    return this.#admin?.port ?? 0;
+  }
+
+  get spiffeId(): string | null {
+    return this.manager.svid()?.spiffeId ?? null;
+  }
+
+  readiness(): Readiness {
+    if (this.#draining) return { ready: false, detail: 'draining' };
+    return this.manager.readiness();
+  }
+
+  /** SIGHUP: re-read the policy now (a bad file keeps the old policy). */
+  reload(): void {
+    this.#policyWatcher?.reload();
+  }
+
+  /** SIGTERM: stop accepting, let open connections finish for up to drainTimeout, then close. */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    const ms = this.#o.config.limits.drainTimeoutMs;
+    await Promise.all([...this.#inbound.map((p) => p.drain(ms)), ...this.#outbound.map((p) => p.drain(ms))]);
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    for (const p of [...this.#inbound, ...this.#outbound]) p.close();
+    this.#policyWatcher?.close();
+    this.manager.close();
+    await this.#admin?.close();
+    this.#admin = null;
+  }
+}

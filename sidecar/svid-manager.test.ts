@@ -1,0 +1,466 @@
+// SvidManager against the real CA code in-process (CaService, SvidIssuer, join-token, k8s-token and
+// SVID attestors), all on one ManualClock; the only fakes are injected failures (CA unreachable,
+// tampered responses) and the transport, whose TLS checks the adapter below reproduces.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { Registry } from 'prom-client';
+import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
+import { K8sTokenAttestor } from '../ca/attestation/k8s-token.ts';
+import { SvidAttestor } from '../ca/attestation/svid.ts';
+import { AuditLog } from '../ca/audit.ts';
+import { createIntermediate, createRoot, type Authority } from '../ca/authority.ts';
+import { SvidIssuer } from '../ca/issuer.ts';
+import { CaMetrics } from '../ca/metrics.ts';
+import { CaService, type Bundle } from '../ca/service.ts';
+import type { ClientReportMsg } from '../pki/ca-api.ts';
+import type { CaClientOptions, IssuedSvidResponse } from '../pki/ca-client.ts';
+import { ManualClock } from '../pki/clock.ts';
+import { TollgateError } from '../pki/errors.ts';
+import { createLogger } from '../pki/log.ts';
+import { pemToCertDers } from '../pki/pem.ts';
+import { verifySvidChain } from '../pki/svid-validate.ts';
+import { leafFrom, p256, testChain } from '../pki/test-chain.ts';
+import { parseCertificate } from '../pki/x509.ts';
+import { SidecarMetrics } from './metrics.ts';
+import { backoffDelay, earlyRenewalDelay, renewAt, retryBeforeExpiry, seededRandom } from './renewal.ts';
+import { SvidManager, type CaApi, type SvidManagerOptions } from './svid-manager.ts';
+
+const TD = 'example.org';
+const WEB = 'spiffe://example.org/ns/shop/sa/web';
+const CA_ID = 'spiffe://example.org/ns/tollgate-system/sa/tollgate-ca';
+const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+const T0 = Date.UTC(2026, 2, 1);
+/** Certificates carry whole seconds. */
+const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;
+const tmp = mkdtempSync(join(tmpdir(), 'tg-svidmgr-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Call {
+  op: 'getBundle' | 'issue' | 'watch';
+  mtls: boolean;
+  token?: 'join' | 'k8s' | undefined;
+  report?: ClientReportMsg | undefined;
+  at: number;
+  error?: string;
+}
+
+const unavailable = () => new TollgateError('TG_UNAVAILABLE', 'CA at ca.test:8443 is unreachable: connect ECONNREFUSED');
+
+/** The real CA service, behind the CaApi interface the manager talks to. */
+async function inProcessCa(clock: ManualClock) {
+  const dir = mkdtempSync(join(tmp, 'ca-'));
+  const root = await createRoot({ trustDomain: TD, clock });
+  const intermediate = await createIntermediate({ trustDomain: TD, root, clock });
+  const jwtKeys = await generateKeyPair('ES256');
+  const joinTokens = new JoinTokenAttestor({ dir, clock, trustDomain: TD });
+  const k8s = new K8sTokenAttestor({ trustDomain: TD, clock, mode: { kind: 'jwks', issuer: K8S_ISSUER, jwks: { keys: [{ ...(await exportJWK(jwtKeys.publicKey)), kid: 'k1', alg: 'ES256' }] } } });
+  let service: CaService;
+  const svids = new SvidAttestor({ clock, trust: { trustDomain: TD, roots: () => service.bundle.roots, intermediates: () => [service.issuer.intermediate.certificate] } });
+  service = new CaService({
+    trustDomain: TD,
+    clock,
+    issuer: new SvidIssuer({ intermediate, clock }),
+    attestors: [joinTokens, k8s, svids],
+    audit: new AuditLog({ out: { write: () => true }, clock }),
+    metrics: new CaMetrics(new Registry()),
+    bundle: { trustDomain: TD, version: 1, roots: [root.certificate], refreshHintSeconds: 300 },
+    limits: { perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } },
+  });
+  const ca = {
+    root,
+    intermediate,
+    service,
+    calls: [] as Call[],
+    /** Unary calls fail as if the CA were unreachable (watches are ended separately). */
+    down: false,
+    tamper: undefined as ((r: IssuedSvidResponse) => IssuedSvidResponse) | undefined,
+    /** The root the CA's own serving certificate chains to: clients must trust it. */
+    servingRoot: root.certificate,
+    watches: new Set<(e?: TollgateError) => void>(),
+    joinToken: (id = WEB) => joinTokens.create({ spiffeId: id, ttlMs: 600_000 }).token,
+    k8sToken: (exp: number) =>
+      new SignJWT({
+        aud: ['tollgate-ca'], iss: K8S_ISSUER, sub: 'system:serviceaccount:shop:web', exp: Math.floor(exp / 1000), iat: Math.floor(clock.now() / 1000),
+        'kubernetes.io': { namespace: 'shop', pod: { name: 'web-1', uid: 'c1d2' }, serviceaccount: { name: 'web', uid: 'a1b2' } },
+      }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(jwtKeys.privateKey as CryptoKey),
+    endWatches(e?: TollgateError) {
+      for (const end of [...ca.watches]) end(e);
+    },
+    issues: () => ca.calls.filter((c) => c.op === 'issue'),
+    connect(o: CaClientOptions): CaApi {
+      // What TLS would check: the CA proves its SPIFFE ID under a root the client trusts, and a client
+      // certificate comes with proof of its key.
+      const handshake = (): void => {
+        if (ca.down) throw unavailable();
+        if (o.serverId !== CA_ID || !o.roots.some((r) => r.equals(ca.servingRoot))) throw new TollgateError('TG_UNAVAILABLE', 'CA certificate verify failed');
+        if (o.identity) {
+          const spki = createPublicKey(createPrivateKey(o.identity.keyPem)).export({ format: 'der', type: 'spki' });
+          if (!parseCertificate(pemToCertDers(o.identity.certChainPem)[0]!).spki.equals(spki)) throw new Error('client key does not match its certificate');
+        }
+      };
+      const record = (c: Omit<Call, 'at' | 'mtls'>) => ca.calls.push({ ...c, mtls: !!o.identity, at: clock.now() });
+      return {
+        async issue(req) {
+          const call = { op: 'issue' as const, token: req.token ? (req.token.startsWith('tgjoin.') ? ('join' as const) : ('k8s' as const)) : undefined, report: req.report };
+          try {
+            handshake();
+            const res = await service.issueSvid({
+              csr: req.csr, token: req.token, ttlSeconds: req.ttlSeconds, peerAddress: '127.0.0.1',
+              peerChain: o.identity ? pemToCertDers(o.identity.certChainPem) : undefined,
+              report: req.report ? { bundleVersion: req.report.bundle_version, serial: req.report.serial } : undefined,
+            });
+            record(call);
+            const out = { spiffeId: res.spiffeId, certChain: [...res.certChain], bundleVersion: res.bundleVersion, expiresAt: res.expiresAt };
+            return ca.tamper ? ca.tamper(out) : out;
+          } catch (e) {
+            record({ ...call, error: (e as TollgateError).code });
+            throw e;
+          }
+        },
+        async getBundle(report) {
+          record({ op: 'getBundle', report });
+          handshake();
+          return toResponse(service.bundle);
+        },
+        watchBundle(report, onBundle, onEnd) {
+          record({ op: 'watch', report });
+          let live = true;
+          let stop = (): void => {};
+          const end = (e?: TollgateError): void => {
+            if (!live) return;
+            live = false;
+            stop();
+            ca.watches.delete(end);
+            queueMicrotask(() => onEnd(e));
+          };
+          try {
+            handshake();
+          } catch (e) {
+            end(e as TollgateError);
+            return () => (live = false);
+          }
+          ca.watches.add(end);
+          stop = service.watchBundle((b) => queueMicrotask(() => live && onBundle(toResponse(b))));
+          return () => {
+            live = false;
+            stop();
+            ca.watches.delete(end);
+          };
+        },
+        close() {},
+      };
+    },
+  };
+  return ca;
+}
+type InProcessCa = Awaited<ReturnType<typeof inProcessCa>>;
+
+function toResponse(b: Bundle) {
+  return { version: b.version, roots: [...b.roots], refreshHintSeconds: b.refreshHintSeconds, trustDomain: b.trustDomain };
+}
+
+function setup(ca: InProcessCa, clock: ManualClock, over: Partial<SvidManagerOptions> & Pick<SvidManagerOptions, 'attestation'>) {
+  const registry = new Registry();
+  const lines: Array<Record<string, unknown>> = [];
+  const m = new SvidManager({
+    ca: { address: 'ca.test:8443', spiffeId: CA_ID },
+    bootstrapRoots: [ca.root.certificate],
+    clock,
+    random: seededRandom(7),
+    logger: createLogger({ out: { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) }, level: 'debug', clock }),
+    metrics: new SidecarMetrics(registry),
+    connect: (o) => ca.connect(o),
+    ...over,
+  });
+  let changes = 0;
+  m.onChange(() => changes++);
+  const metric = async (name: string) => (await registry.getMetricsAsJSON()).find((x) => x.name === name)?.values ?? [];
+  return { m, lines, metric, changes: () => changes, expected: seededRandom(7) };
+}
+
+/** Wait (bounded) for in-process async work such as ECDSA and JWT verification to finish. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+const retried = (m: SvidManager) => () => m.nextRenewalAt() !== null;
+
+describe('SvidManager with the real CA in-process', () => {
+  test('first issue with a join token, then renewal over mTLS at the seeded jittered time', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock);
+    const token = ca.joinToken();
+    const s = setup(ca, clock, { attestation: { kind: 'join', token } });
+    assert.deepEqual(s.m.readiness(), { ready: false, detail: 'no SVID yet' });
+    await s.m.start();
+
+    const first = s.m.svid()!;
+    assert.equal(first.spiffeId, WEB);
+    assert.equal(first.certChain.length, 2);
+    assert.equal(first.key.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    assert.equal(first.notAfter, T0 + 3600_000);
+    assert.match(first.certChainPem, /^-----BEGIN CERTIFICATE-----/);
+    assert.equal(s.m.bundle()!.version, 1);
+    assert.ok(s.m.readiness().ready, s.m.readiness().detail);
+    // 50 % ± 10 % of the time we hold it (the CA's 30 s backdating does not count).
+    const due = renewAt({ notBefore: T0, notAfter: first.notAfter }, s.expected);
+    assert.equal(s.m.nextRenewalAt(), due);
+    assert.equal(due, T0 + 1_448_427, 'seed 7 puts the renewal at 40.2 % of the hour');
+    assert.deepEqual(ca.calls.map((c) => [c.op, c.mtls, c.token, c.report]), [
+      ['getBundle', false, undefined, { bundle_version: 0, serial: '' }],
+      ['issue', false, 'join', { bundle_version: 1, serial: '' }],
+      ['watch', false, undefined, { bundle_version: 1, serial: first.serial }],
+    ]);
+
+    clock.set(due - 1);
+    assert.equal(s.m.nextRenewalAt(), due, 'no renewal before the due time');
+    assert.equal(ca.issues().length, 1);
+    clock.advance(1);
+    await until(() => s.m.svid() !== first, 'the renewal');
+    const second = s.m.svid()!;
+    assert.deepEqual(ca.issues()[1], { op: 'issue', mtls: true, token: undefined, report: { bundle_version: 1, serial: first.serial }, at: due });
+    assert.equal(second.spiffeId, WEB);
+    assert.notEqual(second.serial, first.serial);
+    assert.equal(second.notAfter, wholeSeconds(due + 3600_000));
+    assert.equal(second.key, first.key, 'one key for the life of the sidecar');
+    assert.equal(s.m.nextRenewalAt(), renewAt({ notBefore: due, notAfter: second.notAfter }, s.expected));
+    assert.equal(s.changes(), 3, 'bundle, first SVID, renewed SVID');
+    assert.deepEqual((await s.metric('tollgate_svid_renewals_total')).map((v) => [v.labels.result, v.value]), [['ok', 2]]);
+    assert.equal((await s.metric('tollgate_svid_expiry_timestamp_seconds'))[0]!.value, second.notAfter / 1000);
+    assert.equal((await s.metric('tollgate_sidecar_bundle_version'))[0]!.value, 1);
+    const logged = JSON.stringify(s.lines);
+    assert.ok(!logged.includes(token) && !logged.includes('PRIVATE KEY'), 'no token or key in logs');
+    s.m.close();
+    s.m.close();
+    assert.equal(clock.pending, 0, 'close cancels every timer');
+    assert.equal(ca.service.watcherCount, 0, 'close cancels the bundle watch');
+  });
+
+  test('CA unreachable: jittered backoff, old SVID kept, unready after expiry, recovers with a fresh k8s token', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock);
+    const tokenFile = join(tmp, 'sa-token');
+    writeFileSync(tokenFile, await ca.k8sToken(T0 + 60_000));
+    const backoff = { baseMs: 1000, maxMs: 16_000 };
+    const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile }, ttlSeconds: 120, backoff });
+    await s.m.start();
+    const held = s.m.svid()!;
+    assert.equal(ca.issues()[0]!.token, 'k8s');
+    assert.equal(held.notAfter, T0 + 120_000);
+    let expectedAt = renewAt({ notBefore: T0, notAfter: held.notAfter }, s.expected);
+    assert.equal(s.m.nextRenewalAt(), expectedAt);
+
+    ca.down = true;
+    const tried: number[] = [];
+    for (let attempt = 0; clock.now() < held.notAfter + 20_000; attempt++) {
+      assert.ok(attempt < 40, 'bounded');
+      clock.set(s.m.nextRenewalAt()!);
+      tried.push(clock.now());
+      await until(retried(s.m), 'the retry to be scheduled');
+      const delay = retryBeforeExpiry({ now: clock.now(), delayMs: backoffDelay(attempt, s.expected, backoff), notAfter: held.notAfter });
+      expectedAt = clock.now() + delay;
+      assert.equal(s.m.nextRenewalAt(), expectedAt, `retry ${attempt}`);
+      assert.equal(s.m.svid(), held, 'a failed renewal keeps the current SVID');
+      assert.equal(s.m.readiness().ready, clock.now() < held.notAfter);
+    }
+    assert.equal(tried[0], T0 + 48_280, 'seed 7: 40.2 % of a 120 s hold');
+    // Doubling waits, jittered, capped at 16 s; one attempt is pulled in to 1 s before expiry.
+    const waits = tried.slice(1).map((x, i) => x - tried[i]!);
+    assert.deepEqual(waits.slice(0, 5).map((w, i) => w >= 500 * 2 ** i && w < 1000 * 2 ** i), [true, true, true, true, true]);
+    assert.ok(tried.includes(held.notAfter - 1000), `a last attempt at expiry - 1 s, got ${tried.map((x) => x - T0).join(',')}`);
+    assert.ok(waits.every((w) => w < 16_000));
+    const r = s.m.readiness();
+    assert.equal(r.ready, false);
+    assert.match(r.detail, /^SVID expired at 2026-03-01T00:02:00\.000Z; last attempt failed: TG_UNAVAILABLE: CA at ca\.test:8443 is unreachable/);
+    const counts = await s.metric('tollgate_svid_renewals_total');
+    assert.deepEqual(counts.map((v) => [v.labels.result, v.value]), [['ok', 1], ['error', tried.length]]);
+    const warn = s.lines.find((l) => l.msg === 'SVID renewal failed; keeping the current SVID')!;
+    assert.equal(warn.code, 'TG_UNAVAILABLE');
+    assert.ok(typeof warn.retry_in_ms === 'number' && typeof warn.retry_at === 'string');
+
+    // Back up, and kubelet has rotated the token file (the first token expired long ago).
+    ca.down = false;
+    writeFileSync(tokenFile, await ca.k8sToken(clock.now() + 3600_000));
+    const before = ca.issues().length;
+    clock.set(s.m.nextRenewalAt()!);
+    await until(() => s.m.svid() !== held, 'recovery');
+    assert.deepEqual(ca.issues().slice(before).map((c) => [c.mtls, c.token, c.error]), [[false, 'k8s', undefined]], 'expired SVID: token attestation');
+    assert.ok(s.m.readiness().ready);
+    assert.equal(s.m.readiness().detail, `SVID ${WEB} valid until ${new Date(wholeSeconds(clock.now() + 120_000)).toISOString()}, bundle version 1`);
+    assert.equal(s.m.nextRenewalAt(), renewAt({ notBefore: clock.now(), notAfter: wholeSeconds(clock.now() + 120_000) }, s.expected));
+    s.m.close();
+  });
+
+  test('an expired SVID with a used join token stops and asks for a new join token', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock);
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() }, ttlSeconds: 10, backoff: { baseMs: 1000, maxMs: 4000 } });
+    await s.m.start();
+    ca.down = true;
+    for (let i = 0; i < 40 && s.m.nextRenewalAt() !== null; i++) {
+      clock.set(s.m.nextRenewalAt()!);
+      await until(() => s.m.nextRenewalAt() !== null || s.lines.some((l) => l.level === 'error'), 'an outcome');
+    }
+    ca.down = false;
+    assert.equal(s.m.nextRenewalAt(), null, 'nothing left to try');
+    assert.ok(clock.now() >= s.m.svid()!.notAfter);
+    assert.equal(ca.issues().filter((c) => c.token === 'join').length, 1, 'the used join token is never sent again');
+    assert.match(s.m.readiness().detail, /SVID expired at .*TG_TOKEN_REUSED: .*new join token \(tollgate ca token create\) or restart it/);
+    assert.equal(s.lines.at(-1)!.level, 'error');
+    s.m.close();
+  });
+
+  test('a bad CA response never replaces the good SVID', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock);
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    await s.m.start();
+    const good = s.m.svid()!;
+    const foreign = testChain(TD, T0);
+    const otherKeyLeaf = ca.service.issuer.issue({ spki: p256().spki, spiffeId: WEB }).chain;
+    const cases: Array<[string, (r: IssuedSvidResponse) => IssuedSvidResponse, string, RegExp]> = [
+      ['garbage DER', (r) => ({ ...r, certChain: [Buffer.from('not a certificate'), ...r.certChain.slice(1)] }), 'TG_SVID_INVALID', /unusable SVID/],
+      ['empty chain', (r) => ({ ...r, certChain: [] }), 'TG_SVID_INVALID', /empty certificate chain/],
+      ['chain to a foreign CA', (r) => ({ ...r, certChain: [leafFrom(foreign, { uris: [WEB] }), foreign.intermediate] }), 'TG_SVID_UNTRUSTED', /does not chain/],
+      ['spiffe_id differs from the leaf', (r) => ({ ...r, spiffeId: 'spiffe://example.org/ns/shop/sa/admin' }), 'TG_SVID_INVALID', /said it issued .*admin/],
+      ['a certificate for another key', (r) => ({ ...r, certChain: [...otherKeyLeaf] }), 'TG_SVID_INVALID', /different public key/],
+    ];
+    for (const [name, tamper, code, message] of cases) {
+      ca.tamper = tamper;
+      clock.set(s.m.nextRenewalAt()!);
+      await until(retried(s.m), name);
+      assert.equal(s.m.svid(), good, name);
+      const warn = s.lines.at(-1)!;
+      assert.equal(warn.code, code, `${name}: ${String(warn.error)}`);
+      assert.match(String(warn.error), message, name);
+      assert.ok(s.m.readiness().ready, 'still serving the good SVID');
+    }
+    ca.tamper = undefined;
+    clock.set(s.m.nextRenewalAt()!);
+    await until(() => s.m.svid() !== good, 'a good renewal');
+    assert.deepEqual((await s.metric('tollgate_svid_renewals_total')).map((v) => [v.labels.result, v.value]), [['ok', 2], ['error', cases.length]]);
+    s.m.close();
+  });
+
+  test('bundle pushes: a new version replaces the bundle, bad ones are refused, a broken stream is re-watched', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock);
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    await s.m.start();
+    const due = s.m.nextRenewalAt();
+    s.expected(); // consumed by the first renewAt
+    const extra = (await createRoot({ trustDomain: TD, clock })).certificate;
+    const base = ca.service.bundle;
+    ca.service.setBundle({ ...base, version: 2, roots: [base.roots[0]!, extra] });
+    await until(() => s.m.bundle()!.version === 2, 'the pushed bundle');
+    assert.deepEqual(s.m.bundle()!.roots, [base.roots[0], extra]);
+    assert.equal(s.m.bundle()!.rootsPem.match(/BEGIN CERTIFICATE/g)!.length, 2);
+    assert.equal((await s.metric('tollgate_sidecar_bundle_version'))[0]!.value, 2);
+    assert.equal(s.m.nextRenewalAt(), due, 'our root is still there: no early renewal');
+    const changes = s.changes();
+
+    const refused: Array<[Bundle, RegExp]> = [
+      [{ ...base, version: 3, trustDomain: 'evil.org' }, /trust domain "evil.org"/],
+      [{ ...base, version: 4, roots: [] }, /holds no roots/],
+      [{ ...base, version: 5, roots: [Buffer.from('junk')] }, /root #1 is unusable/],
+      [{ ...base, version: 6, roots: [leafFrom(testChain(TD, T0))] }, /root #1 is unusable: .*not a CA/],
+    ];
+    for (const [bundle, message] of refused) {
+      ca.service.setBundle(bundle);
+      await until(() => s.lines.at(-1)!.msg === 'rejected a pushed trust bundle; keeping the current one' && s.lines.at(-1)!.version === bundle.version, 'the refusal');
+      assert.match(String(s.lines.at(-1)!.error), message);
+      assert.equal(s.m.bundle()!.version, 2);
+    }
+    assert.equal(s.changes(), changes, 'refused bundles change nothing');
+
+    ca.endWatches(unavailable());
+    await until(retried(s.m), 'watch end');
+    const watchesBefore = ca.calls.filter((c) => c.op === 'watch').length;
+    const delay = backoffDelay(0, s.expected);
+    clock.advance(delay - 1);
+    assert.equal(ca.calls.filter((c) => c.op === 'watch').length, watchesBefore);
+    clock.advance(1);
+    assert.equal(ca.calls.filter((c) => c.op === 'watch').length, watchesBefore + 1, 're-watch after jittered backoff');
+    ca.service.setBundle({ ...base, version: 7, roots: [base.roots[0]!] });
+    await until(() => s.m.bundle()!.version === 7, 'a push on the new stream');
+    s.m.close();
+  });
+
+  test('root rotation: a bundle without our root renews early and converges on the new root', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock);
+    const tokenFile = join(tmp, 'sa-token-rotation');
+    writeFileSync(tokenFile, await ca.k8sToken(T0 + 24 * 3600_000));
+    const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile } });
+    await s.m.start();
+    s.expected();
+    const old = s.m.svid()!;
+    const dueNormally = s.m.nextRenewalAt()!;
+    clock.advance(60_000);
+    // Prepare: the new root joins the bundle. Activate: the CA issues (and serves) from it.
+    const newRoot: Authority = await createRoot({ trustDomain: TD, clock });
+    const newInter = await createIntermediate({ trustDomain: TD, root: newRoot, clock });
+    ca.service.setBundle({ ...ca.service.bundle, version: 2, roots: [ca.root.certificate, newRoot.certificate] });
+    await until(() => s.m.bundle()!.version === 2, 'prepare');
+    assert.equal(s.m.nextRenewalAt(), dueNormally);
+    ca.service.setIssuer(new SvidIssuer({ intermediate: newInter, clock }));
+    ca.servingRoot = newRoot.certificate;
+    // Retire (early, e.g. after a compromise): the old root leaves the bundle.
+    ca.service.setBundle({ ...ca.service.bundle, version: 3, roots: [newRoot.certificate] });
+    await until(() => s.m.bundle()!.version === 3, 'retire');
+    const soon = clock.now() + earlyRenewalDelay(s.expected);
+    assert.equal(s.m.nextRenewalAt(), soon);
+    assert.ok(soon < dueNormally);
+    clock.set(soon);
+    // The CA no longer trusts our old SVID for renewal; the manager falls back to the token.
+    await until(retried(s.m), 'the refused mTLS renewal');
+    assert.deepEqual(ca.issues().slice(-1).map((c) => [c.mtls, c.error]), [[true, 'TG_SVID_UNTRUSTED']]);
+    clock.set(s.m.nextRenewalAt()!);
+    await until(() => s.m.svid() !== old, 'convergence');
+    assert.deepEqual(ca.issues().slice(-1).map((c) => [c.mtls, c.token, c.error]), [[false, 'k8s', undefined]]);
+    const now = s.m.svid()!;
+    const v = verifySvidChain({ leaf: now.certChain[0]!, intermediates: now.certChain.slice(1), roots: [newRoot.certificate], now: clock.now() });
+    assert.equal(v.spiffeId.id, WEB);
+    assert.ok(s.m.readiness().ready);
+    s.m.close();
+  });
+
+  test('start() retries an unreachable CA with backoff, and close() ends a pending start', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock);
+    ca.down = true;
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    let settled = false;
+    const started = s.m.start().finally(() => (settled = true));
+    assert.equal(s.m.start(), s.m.start(), 'one start');
+    await until(retried(s.m), 'first retry');
+    assert.equal(s.m.nextRenewalAt(), T0 + backoffDelay(0, s.expected));
+    clock.set(s.m.nextRenewalAt()!);
+    await until(retried(s.m), 'second retry');
+    assert.equal(s.m.nextRenewalAt(), clock.now() + backoffDelay(1, s.expected));
+    assert.match(s.m.readiness().detail, /^no SVID yet; last attempt failed: TG_UNAVAILABLE/);
+    assert.equal(s.lines.at(-1)!.msg, 'cannot obtain the first SVID');
+    assert.equal(settled, false);
+    ca.down = false;
+    clock.set(s.m.nextRenewalAt()!);
+    await started;
+    assert.ok(s.m.readiness().ready);
+    s.m.close();
+
+    const pending = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    ca.down = true;
+    const p = pending.m.start();
+    await until(retried(pending.m), 'a retry');
+    pending.m.close();
+    await assert.rejects(p, (e: unknown) => e instanceof TollgateError && e.code === 'TG_UNAVAILABLE' && /closed before/.test(e.message));
+    assert.equal(clock.pending, 0);
+  });
+});

@@ -1,0 +1,419 @@
+// The sidecar's SVID manager (PRODUCT.md §5): one P-256 key made in memory at start, a first SVID by
+// token attestation, renewal over mTLS at 50 % ± 10 % of the lifetime, exponential backoff with jitter
+// on failure while the current SVID keeps serving, and the CA's bundle followed over WatchBundle.
+// Everything the CA returns is checked before use; a bad answer never replaces a good SVID or bundle
+// (PRODUCT.md §10.4). Timers run on the injected Clock, jitter comes from the injected random.
+import { generateKeyPairSync, createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ClientReportMsg } from '../pki/ca-api.ts';
+import { CaClient, type BundleResponse, type CaClientOptions, type IssuedSvidResponse } from '../pki/ca-client.ts';
+import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
+import { createCsr } from '../pki/csr.ts';
+import { TollgateError, toTollgateError, type ErrorCode } from '../pki/errors.ts';
+import { silentLogger, type Logger } from '../pki/log.ts';
+import { certsToPem } from '../pki/pem.ts';
+import { parseSpiffeId } from '../pki/spiffe-id.ts';
+import { checkSigningProfile, verifySvidChain, type VerifiedChain } from '../pki/svid-validate.ts';
+import { parseCertificate } from '../pki/x509.ts';
+import type { SidecarMetrics } from './metrics.ts';
+import { DEFAULT_BACKOFF, backoffDelay, earlyRenewalDelay, heldLifetime, renewAt, retryBeforeExpiry } from './renewal.ts';
+import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
+
+/** The part of CaClient the manager uses; tests put an in-process CA behind it. */
+export interface CaApi {
+  issue(req: { csr: Buffer; token?: string | undefined; ttlSeconds?: number | undefined; report?: ClientReportMsg | undefined }): Promise<IssuedSvidResponse>;
+  getBundle(report?: ClientReportMsg): Promise<BundleResponse>;
+  watchBundle(report: ClientReportMsg | undefined, onBundle: (b: BundleResponse) => void, onEnd: (e?: TollgateError) => void): () => void;
+  close(): void;
+}
+
+export type Attestation = { readonly kind: 'join'; readonly token: string } | { readonly kind: 'k8s'; readonly tokenFile: string };
+
+export interface SvidManagerOptions {
+  readonly ca: { readonly address: string; readonly spiffeId: string };
+  /** DER roots that authenticate the CA at first contact (the bundle file or ConfigMap). */
+  readonly bootstrapRoots: readonly Buffer[];
+  readonly attestation: Attestation;
+  readonly ttlSeconds?: number;
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  readonly logger?: Logger;
+  readonly metrics?: SidecarMetrics;
+  readonly connect?: (o: CaClientOptions) => CaApi;
+  readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** Deadline of each CA call. Default 10 s. */
+  readonly deadlineMs?: number;
+}
+
+// Codes with which the CA refuses our SVID as proof of identity: renewing with it again cannot succeed.
+interface Issued {
+  readonly svid: Svid;
+  readonly root: Buffer;
+  readonly attestation: 'svid' | Attestation['kind'];
+}
+
+const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING']);
+
+export class SvidManager implements SvidSource {
+  readonly #o: SvidManagerOptions;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #log: Logger;
+  readonly #trustDomain: string;
+  readonly #key: KeyObject;
+  readonly #keyPem: string;
+  readonly #spki: Buffer;
+  readonly #csr: Buffer;
+  readonly #listeners = new Set<() => void>();
+
+  #svid: Svid | null = null;
+  /** Root the current SVID chains to; a bundle without it means renew now. */
+  #svidRoot: Buffer | null = null;
+  #bundle: TrustBundle | null = null;
+  #lastError: TollgateError | null = null;
+  #attempt = 0;
+  #issuing = false;
+  /** The CA refused our current SVID for renewal; the next attempt uses the token if it can. */
+  #svidRefused = false;
+  #joinTokenUsed = false;
+  #renewTimer: TimerHandle | null = null;
+  #nextRenewalAt: number | null = null;
+  #inFlight: CaApi | null = null;
+  #watchClient: CaApi | null = null;
+  #watchCancel: (() => void) | null = null;
+  #watchTimer: TimerHandle | null = null;
+  #watchAttempt = 0;
+  #closed = false;
+  #started: Promise<void> | null = null;
+  #startWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
+
+  constructor(options: SvidManagerOptions) {
+    if (options.bootstrapRoots.length === 0) {
+      throw new TollgateError('TG_CONFIG_INVALID', 'no bootstrap roots to authenticate the CA: point the sidecar at the CA bundle (bundle.pem or the tollgate-bundle ConfigMap)');
+    }
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#log = options.logger ?? silentLogger;
+    this.#trustDomain = parseSpiffeId(options.ca.spiffeId).trustDomain;
+    // The key lives only in this process; the PEM copy exists only to hand to the TLS stack.
+    this.#key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    this.#keyPem = this.#key.export({ format: 'pem', type: 'pkcs8' }) as string;
+    this.#spki = createPublicKey(this.#key).export({ format: 'der', type: 'spki' });
+    // One CSR for the life of the key: the CA caches verified CSRs by hash.
+    this.#csr = createCsr(this.#key);
+  }
+
+  svid(): Svid | null {
+    return this.#svid;
+  }
+
+  bundle(): TrustBundle | null {
+    return this.#bundle;
+  }
+
+  onChange(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /** When the next renewal (or retry) is due, epoch ms; null when none is scheduled. */
+  nextRenewalAt(): number | null {
+    return this.#nextRenewalAt;
+  }
+
+  readiness(): { ready: boolean; detail: string } {
+    const now = this.#clock.now();
+    const last = this.#lastError ? `; last attempt failed: ${this.#lastError.code}: ${this.#lastError.message}` : '';
+    if (!this.#svid) return { ready: false, detail: `no SVID yet${last}` };
+    if (this.#svid.notAfter <= now) return { ready: false, detail: `SVID expired at ${iso(this.#svid.notAfter)}${last}` };
+    if (!this.#bundle) return { ready: false, detail: `no trust bundle yet${last}` };
+    return { ready: true, detail: `SVID ${this.#svid.spiffeId} valid until ${iso(this.#svid.notAfter)}, bundle version ${this.#bundle.version}${last}` };
+  }
+
+  /** Fetch the bundle and the first SVID, retrying with backoff; resolves once both are held. */
+  start(): Promise<void> {
+    if (this.#started) return this.#started;
+    if (this.#closed) return Promise.reject(new TollgateError('TG_INTERNAL', 'SvidManager.start() after close()'));
+    this.#started = new Promise((resolve, reject) => (this.#startWaiter = { resolve, reject }));
+    void this.#attemptIssue();
+    return this.#started;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#renewTimer?.cancel();
+    this.#watchTimer?.cancel();
+    this.#nextRenewalAt = null;
+    this.#watchCancel?.();
+    this.#watchClient?.close();
+    this.#inFlight?.close();
+    this.#startWaiter?.reject(new TollgateError('TG_UNAVAILABLE', 'the SVID manager was closed before it obtained an SVID'));
+    this.#startWaiter = null;
+  }
+
+  #report(): ClientReportMsg {
+    return { bundle_version: this.#bundle?.version ?? 0, serial: this.#svid?.serial ?? '' };
+  }
+
+  #connect(identity?: { certChainPem: string; keyPem: string }): CaApi {
+    const options: CaClientOptions = {
+      address: this.#o.ca.address,
+      // Once a bundle is held it is the trust anchor; the bootstrap roots only serve first contact.
+      roots: this.#bundle?.roots ?? this.#o.bootstrapRoots,
+      serverId: this.#o.ca.spiffeId,
+      identity,
+      deadlineMs: this.#o.deadlineMs ?? 10_000,
+    };
+    return (this.#o.connect ?? ((o) => new CaClient(o)))(options);
+  }
+
+  /** One attempt at the first issue or a renewal (fetching the bundle first if none is held). */
+  async #attemptIssue(): Promise<void> {
+    if (this.#closed || this.#issuing) return;
+    this.#issuing = true;
+    this.#renewTimer?.cancel();
+    this.#renewTimer = null;
+    this.#nextRenewalAt = null;
+    let outcome: { issued: Issued } | { error: TollgateError } | null = null;
+    try {
+      if (!this.#bundle) {
+        const client = this.#connect();
+        try {
+          this.#setBundle(await this.#track(client, client.getBundle(this.#report())));
+        } finally {
+          client.close();
+        }
+      }
+      const renewing = this.#useSvid();
+      if (!renewing && this.#o.attestation.kind === 'join' && this.#joinTokenUsed) this.#stopWithoutToken();
+      else if (!this.#closed) outcome = { issued: await this.#issue(renewing) };
+    } catch (e) {
+      outcome = { error: toTollgateError(e) };
+    } finally {
+      this.#issuing = false;
+    }
+    // Scheduling and callbacks run only after the attempt is over, so a listener or a timer that
+    // fires from inside them never meets an attempt still marked as running.
+    if (this.#closed || !outcome) return;
+    if ('error' in outcome) this.#failed(outcome.error);
+    else this.#installed(outcome.issued);
+  }
+
+  /**
+   * Renew with the current SVID while it is valid, unless the CA refused it and a service-account
+   * token can do better. With a join token the SVID is the only proof left, so it is retried.
+   */
+  #useSvid(): boolean {
+    if (this.#svid === null || this.#clock.now() >= this.#svid.notAfter) return false;
+    return !this.#svidRefused || this.#o.attestation.kind === 'join';
+  }
+
+  async #track<T>(client: CaApi, call: Promise<T>): Promise<T> {
+    this.#inFlight = client;
+    try {
+      return await call;
+    } finally {
+      this.#inFlight = null;
+    }
+  }
+
+  /** Ask the CA for an SVID and validate the answer; installs nothing. */
+  async #issue(renewing: boolean): Promise<Issued> {
+    const current = this.#svid;
+    const client = this.#connect(renewing && current ? { certChainPem: current.certChainPem, keyPem: this.#keyPem } : undefined);
+    let res: IssuedSvidResponse;
+    try {
+      const token = renewing ? undefined : this.#token();
+      res = await this.#track(client, client.issue({ csr: this.#csr, token, ttlSeconds: this.#o.ttlSeconds, report: this.#report() }));
+    } catch (e) {
+      const err = toTollgateError(e);
+      if (renewing && SVID_REFUSALS.has(err.code)) this.#svidRefused = true;
+      throw err;
+    } finally {
+      client.close();
+    }
+    if (!renewing && this.#o.attestation.kind === 'join') this.#joinTokenUsed = true;
+    return { ...this.#validate(res), attestation: renewing ? 'svid' : this.#o.attestation.kind };
+  }
+
+  #installed({ svid, root, attestation }: Issued): void {
+    const previous = this.#svid;
+    this.#svid = svid;
+    this.#svidRoot = root;
+    this.#svidRefused = false;
+    this.#attempt = 0;
+    this.#lastError = null;
+    this.#o.metrics?.renewals.inc({ result: 'ok' });
+    this.#o.metrics?.svidExpiry.set(Math.floor(svid.notAfter / 1000));
+    const at = renewAt(heldLifetime(svid, this.#clock.now()), this.#random);
+    this.#schedule(at);
+    this.#log.info(previous ? 'SVID renewed' : 'SVID issued', { spiffe_id: svid.spiffeId, serial: svid.serial, not_after: iso(svid.notAfter), attestation, next_renewal: iso(at) });
+    this.#emit();
+    if (this.#startWaiter) {
+      this.#startWaiter.resolve();
+      this.#startWaiter = null;
+      this.#watch();
+    }
+  }
+
+  /** The attestation token, read fresh: kubelet rotates projected service-account tokens. */
+  #token(): string {
+    const a = this.#o.attestation;
+    if (a.kind === 'join') return a.token;
+    try {
+      return readFileSync(a.tokenFile, 'utf8').trim();
+    } catch (e) {
+      throw new TollgateError('TG_TOKEN_MISSING', `cannot read the service-account token file ${a.tokenFile}: ${(e as Error).message}; check the projected token volume of the pod`, { cause: e });
+    }
+  }
+
+  /** Check an IssueSVID answer: our key, the SPIFFE ID it claims, a chain to the current bundle. */
+  #validate(res: IssuedSvidResponse): { svid: Svid; root: Buffer } {
+    const bundle = this.#bundle;
+    const [leaf, ...intermediates] = res.certChain;
+    if (!bundle) throw new TollgateError('TG_INTERNAL', 'an SVID arrived before the trust bundle');
+    if (!leaf) throw new TollgateError('TG_SVID_INVALID', 'the CA returned an empty certificate chain; check the CA version and logs');
+    let verified: VerifiedChain;
+    try {
+      verified = verifySvidChain({ leaf, intermediates, roots: bundle.roots, now: this.#clock.now(), usage: 'any', trustDomain: this.#trustDomain });
+    } catch (e) {
+      const err = toTollgateError(e, 'TG_SVID_INVALID');
+      throw new TollgateError(err.code === 'TG_CERT_INVALID' ? 'TG_SVID_INVALID' : err.code, `the CA returned an unusable SVID: ${err.message}; kept the current one`, { cause: e });
+    }
+    if (verified.spiffeId.id !== res.spiffeId) {
+      throw new TollgateError('TG_SVID_INVALID', `the CA said it issued ${res.spiffeId} but the certificate is for ${verified.spiffeId.id}; kept the current SVID`);
+    }
+    if (!verified.leaf.spki.equals(this.#spki)) {
+      throw new TollgateError('TG_SVID_INVALID', 'the CA returned a certificate for a different public key than ours; kept the current SVID');
+    }
+    const svid: Svid = Object.freeze({
+      spiffeId: verified.spiffeId.id,
+      certChain: Object.freeze([...res.certChain]),
+      certChainPem: certsToPem(res.certChain),
+      key: this.#key,
+      notBefore: verified.leaf.notBefore,
+      notAfter: verified.leaf.notAfter,
+      serial: verified.leaf.serialHex.toLowerCase(),
+    });
+    return { svid, root: verified.path.at(-1)!.der };
+  }
+
+  #failed(err: TollgateError): void {
+    this.#lastError = err;
+    this.#o.metrics?.renewals.inc({ result: 'error' });
+    const now = this.#clock.now();
+    let delay = backoffDelay(this.#attempt++, this.#random, this.#o.backoff ?? DEFAULT_BACKOFF);
+    const svid = this.#svid;
+    if (svid) delay = retryBeforeExpiry({ now, delayMs: delay, notAfter: svid.notAfter });
+    this.#schedule(now + delay);
+    this.#log.warn(svid ? 'SVID renewal failed; keeping the current SVID' : 'cannot obtain the first SVID', {
+      code: err.code,
+      error: err.message,
+      attempt: this.#attempt,
+      retry_in_ms: delay,
+      retry_at: iso(now + delay),
+      ...(svid ? { serial: svid.serial, not_after: iso(svid.notAfter), expired: svid.notAfter <= now } : {}),
+    });
+  }
+
+  // A join token is single use: once the SVID it bought has expired, only the operator can help.
+  #stopWithoutToken(): void {
+    const expiredAt = this.#svid ? iso(this.#svid.notAfter) : 'unknown';
+    this.#lastError = new TollgateError(
+      'TG_TOKEN_REUSED',
+      `the SVID expired at ${expiredAt} while the CA was unreachable and the join token was already used: give the sidecar a new join token (tollgate ca token create) or restart it with one`,
+    );
+    this.#o.metrics?.renewals.inc({ result: 'error' });
+    this.#log.error('SVID expired and cannot be renewed without a new join token', { code: this.#lastError.code, error: this.#lastError.message });
+  }
+
+  #schedule(at: number): void {
+    this.#renewTimer?.cancel();
+    if (this.#closed) return;
+    this.#nextRenewalAt = at;
+    this.#renewTimer = this.#clock.setTimer(at - this.#clock.now(), () => {
+      this.#renewTimer = null;
+      void this.#attemptIssue();
+    });
+  }
+
+  #watch(): void {
+    if (this.#closed) return;
+    const client = this.#connect();
+    this.#watchClient = client;
+    this.#watchCancel = client.watchBundle(
+      this.#report(),
+      (b) => {
+        this.#watchAttempt = 0;
+        this.#onPushedBundle(b);
+      },
+      (e) => {
+        client.close();
+        if (this.#closed || this.#watchClient !== client) return;
+        this.#watchClient = null;
+        this.#watchCancel = null;
+        const delay = backoffDelay(this.#watchAttempt++, this.#random, this.#o.backoff ?? DEFAULT_BACKOFF);
+        this.#log.log(e ? 'warn' : 'info', 'bundle watch ended; watching again', { ...(e ? { code: e.code, error: e.message } : {}), retry_in_ms: delay });
+        this.#watchTimer = this.#clock.setTimer(delay, () => {
+          this.#watchTimer = null;
+          this.#watch();
+        });
+      },
+    );
+  }
+
+  #onPushedBundle(b: BundleResponse): void {
+    if (this.#closed || b.version === this.#bundle?.version) return;
+    try {
+      this.#setBundle(b);
+    } catch (e) {
+      const err = toTollgateError(e);
+      this.#log.warn('rejected a pushed trust bundle; keeping the current one', { code: err.code, error: err.message, version: b.version });
+      return;
+    }
+    const root = this.#svidRoot;
+    if (root && !this.#bundle!.roots.some((r) => r.equals(root)) && !this.#issuing) {
+      const at = this.#clock.now() + earlyRenewalDelay(this.#random);
+      if (this.#nextRenewalAt === null || at < this.#nextRenewalAt) {
+        this.#log.info('the new bundle no longer holds the root of our SVID; renewing early', { bundle_version: b.version, renew_at: iso(at) });
+        this.#schedule(at);
+      }
+    }
+  }
+
+  /** Validate and install a bundle (throws and keeps the old one when it is unusable). */
+  #setBundle(b: BundleResponse): void {
+    if (b.trustDomain !== this.#trustDomain) {
+      throw new TollgateError('TG_SVID_UNTRUSTED', `the CA sent a bundle for trust domain ${JSON.stringify(b.trustDomain)}, expected ${this.#trustDomain}; check --ca-spiffe-id`);
+    }
+    if (b.roots.length === 0) throw new TollgateError('TG_CERT_INVALID', `bundle version ${b.version} holds no roots; kept the current bundle`);
+    for (const [i, der] of b.roots.entries()) {
+      try {
+        checkSigningProfile(parseCertificate(der));
+      } catch (e) {
+        throw new TollgateError('TG_CERT_INVALID', `bundle version ${b.version} root #${i + 1} is unusable: ${(e as Error).message}; kept the current bundle`, { cause: e });
+      }
+    }
+    const roots = Object.freeze(b.roots.map((r) => Buffer.from(r)));
+    this.#bundle = Object.freeze({ version: b.version, trustDomain: b.trustDomain, roots, rootsPem: certsToPem(roots) });
+    this.#o.metrics?.bundleVersion.set(b.version);
+    this.#log.info('trust bundle updated', { version: b.version, roots: roots.length });
+    this.#emit();
+  }
+
+  #emit(): void {
+    for (const fn of [...this.#listeners]) {
+      try {
+        fn();
+      } catch (e) {
+        this.#log.error('an SVID change listener threw', { error: (e as Error).message });
+      }
+    }
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,114 @@
+// Renewal without drops, and a CA outage: real CA and sidecar processes with 10-second SVIDs.
+// 1. Under continuous traffic (new connections back to back, plus one long-lived connection) both
+//    sidecars renew several times: 0 failed requests, the long-lived connection survives every swap.
+// 2. The CA stops: the sidecars keep serving with their current SVIDs; the CA comes back on the same
+//    address: renewal resumes before expiry.
+// 3. The CA stays down: once the SVID expires, /readyz fails.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { initCa, startCa, type RunningTestCa } from './helpers/ca-fixture.ts';
+import { metricSample, startSidecar, type RunningSidecar } from './helpers/mesh-fixture.ts';
+import { tempDir } from './helpers/procs.ts';
+import { startBackend, waitFor, type TestBackend } from './helpers/sidecar-fixture.ts';
+
+const ID = (sa: string): string => `spiffe://example.org/ns/shop/sa/${sa}`;
+const RENEWED = 'tollgate_svid_renewals_total{result="ok"}';
+let tmp: ReturnType<typeof tempDir>;
+let ca: RunningTestCa;
+let backend: TestBackend;
+let orders: RunningSidecar;
+let web: RunningSidecar;
+
+before(async () => {
+  tmp = tempDir();
+  initCa(join(tmp.dir, 'ca'));
+  ca = await startCa(join(tmp.dir, 'ca'), ['--default-ttl', '10s']);
+  backend = await startBackend();
+  orders = await startSidecar(tmp.dir, ca, {
+    name: 'orders',
+    spiffeId: ID('orders'),
+    ttl: '10s',
+    inbound: { appPort: backend.port },
+    policy: `ports:\n  "${backend.port}":\n    allow: [${ID('web')}]\n`,
+  });
+  web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: ID('web'), ttl: '10s', outbound: { upstreamPort: orders.inboundPort, spiffeId: ID('orders') } });
+});
+
+after(async () => {
+  await web?.proc.stop();
+  await orders?.proc.stop();
+  await backend?.close();
+  await ca?.stop();
+  tmp?.cleanup();
+});
+
+/** One request on a fresh connection through web's outbound port; resolves true when echoed. */
+function oneRequest(i: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const msg = `req ${i}\n`;
+    let got = '';
+    const s = connect(web.outboundPort, '127.0.0.1');
+    const t = setTimeout(() => s.destroy(), 5000);
+    s.setEncoding('utf8').on('data', (d: string) => {
+      got += d;
+      if (got === msg) s.end();
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve(got === msg);
+    });
+    s.write(msg);
+  });
+}
+
+/** Send a line on the long-lived connection and wait for its echo. */
+async function ping(s: Socket, seen: { text: string }, n: number): Promise<void> {
+  const line = `ping ${n}\n`;
+  s.write(line);
+  await waitFor(() => seen.text.includes(line), `echo of ${line.trim()} on the long-lived connection`, 5000);
+}
+
+test('renewals under continuous traffic: 0 failed requests, the long-lived connection survives', async () => {
+  const long = connect(web.outboundPort, '127.0.0.1');
+  const seen = { text: '' };
+  let closed = false;
+  long.setEncoding('utf8').on('data', (d: string) => (seen.text += d));
+  long.on('close', () => (closed = true));
+  await ping(long, seen, 0);
+  const renewedBefore = metricSample(await orders.metrics(), RENEWED) + metricSample(await web.metrics(), RENEWED);
+  let requests = 0;
+  let failures = 0;
+  const until = Date.now() + 12_000; // > one full 10 s lifetime: each sidecar renews at least twice
+  while (Date.now() < until) {
+    if (!(await oneRequest(requests++))) failures++;
+    if (requests % 20 === 0) await ping(long, seen, requests);
+  }
+  const renewed = metricSample(await orders.metrics(), RENEWED) + metricSample(await web.metrics(), RENEWED) - renewedBefore;
+  assert.equal(failures, 0, `${failures} of ${requests} requests failed`);
+  assert.ok(renewed >= 4, `expected at least 2 renewals per sidecar, saw ${renewed}`);
+  await ping(long, seen, -1);
+  assert.equal(closed, false, 'the long-lived connection was not dropped');
+  long.destroy();
+});
+
+test('CA down: sidecars keep serving; CA back on the same address: renewal resumes', async () => {
+  const address = `127.0.0.1:${ca.grpcPort}`;
+  await ca.stop();
+  const renewed = metricSample(await orders.metrics(), RENEWED);
+  // Traffic keeps flowing on the current SVIDs while renewals fail.
+  await waitFor(async () => metricSample(await orders.metrics(), 'tollgate_svid_renewals_total{result="error"}') > 0, 'a failed renewal', 10_000);
+  for (let i = 0; i < 5; i++) assert.ok(await oneRequest(1000 + i), 'request during the CA outage');
+  assert.equal((await orders.readiness()).status, 200);
+  ca = await startCa(ca.dir, ['--listen', address, '--default-ttl', '10s']);
+  await waitFor(async () => metricSample(await orders.metrics(), RENEWED) > renewed, 'renewal after the CA came back', 10_000);
+  assert.ok(await oneRequest(2000));
+});
+
+test('CA stays down: /readyz fails once the SVID has expired', async () => {
+  await ca.stop();
+  await waitFor(async () => (await orders.readiness()).status === 503, '/readyz to fail after expiry', 15_000);
+  assert.match((await orders.readiness()).body, /expired/);
+});
