@@ -1,4 +1,5 @@
 // Small shared parsers for command-line values; each throws TG_USAGE with what to write instead.
+import { parseHostPort, type HostPort } from '../pki/address.ts';
 import { TollgateError } from '../pki/errors.ts';
 
 export function parsePort(text: string, what = 'port'): number {
@@ -7,11 +8,12 @@ export function parsePort(text: string, what = 'port'): number {
   return n;
 }
 
-/** "host:port", ":port" or "port" → { host, port }. */
-export function parseListen(text: string, defaultHost: string, what = 'address'): { host: string; port: number } {
-  const m = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(text);
-  if (!m) throw new TollgateError('TG_USAGE', `${what} ${JSON.stringify(text)} is not HOST:PORT`);
-  return { host: m[1] || defaultHost, port: parsePort(m[2]!, what) };
+/** "host:port" (as the sidecar config reads it), ":port" or "port" → { host, port }. */
+export function parseListen(text: string, defaultHost: string, what = 'address'): HostPort {
+  const full = /^\d+$/.test(text) ? `${defaultHost}:${text}` : text.startsWith(':') ? `${defaultHost}${text}` : text;
+  const r = parseHostPort(full, { allowPortZero: true });
+  if ('problem' in r) throw new TollgateError('TG_USAGE', `${what}: ${r.problem}`);
+  return r;
 }
 
 export function parsePositiveInt(text: string, what: string): number {

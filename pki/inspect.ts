@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
+import { parseHostPort, type HostPort } from './address.ts';
 import { TollgateError, isTollgateError } from './errors.ts';
 import { readCertificates } from './pem.ts';
 import { parseSpiffeId } from './spiffe-id.ts';
@@ -232,12 +233,9 @@ export function loadCertificateFile(path: string): Buffer[] {
 export type Target = { kind: 'file'; path: string } | { kind: 'network'; host: string; port: number };
 
 /** "host:port", "1.2.3.4:port" or "[v6]:port" with a port 1..65535, else undefined. */
-export function splitHostPort(s: string): { host: string; port: number } | undefined {
-  const m = /^\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]:(\d{1,5})$/.exec(s) ?? /^([^\s:/[\]]+):(\d{1,5})$/.exec(s);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: m[1]!, port };
+export function splitHostPort(s: string): HostPort | undefined {
+  const r = parseHostPort(s, { allowPortZero: false });
+  return 'problem' in r ? undefined : r;
 }
 
 function showTarget(host: string, port: number): string {

@@ -9,17 +9,14 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../pki/address.ts';
 import { parseDuration } from '../pki/duration.ts';
 import { TollgateError } from '../pki/errors.ts';
 import type { Level } from '../pki/log.ts';
 import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
 import { YamlSource, deepFreeze, pathText, pointerSteps, readSourceFile, shown, unknownKeyMessage } from './yaml-source.ts';
 
-export interface HostPort {
-  readonly host: string;
-  /** 0 (listen addresses only) asks the system for a free port. */
-  readonly port: number;
-}
+export type { HostPort };
 
 export type Attestation =
   /** Kubernetes projected service-account token, re-read before every first issue. */
@@ -199,22 +196,6 @@ function schemaMessage(e: ErrorObject, data: unknown): string {
     default:
       return `${where} ${e.message ?? 'is invalid'}`;
   }
-}
-
-const isHostName = (host: string): boolean => /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$/.test(host) && host.length <= 253;
-const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::';
-
-/** "host:port" or "[v6]:port" → HostPort, or what is wrong with it. */
-export function parseHostPort(text: string, options: { allowPortZero: boolean }): HostPort | { problem: string } {
-  const m = /^\[([^\]]*)\]:([^:]*)$/.exec(text) ?? /^([^:[\]]*):([^:]*)$/.exec(text);
-  if (!m) return { problem: `${JSON.stringify(text)} is not HOST:PORT (e.g. 127.0.0.1:15001, [::1]:15001 or orders.shop.svc:15006)` };
-  const host = m[1]!;
-  if (!(text.startsWith('[') ? isIP(host) === 6 : isIP(host) === 4 || isHostName(host))) return { problem: `${JSON.stringify(text)} has no valid host; write HOST:PORT with an IP address or DNS name (IPv6 in brackets: [::1]:15001)` };
-  const low = options.allowPortZero ? 0 : 1;
-  const n = /^\d{1,5}$/.test(m[2]!) ? Number(m[2]) : NaN;
-  if (!(n >= low && n <= 65535)) return { problem: `${JSON.stringify(text)} has no valid port; use ${low}..65535${low === 0 ? ' (0 picks a free port)' : ''}` };
-  return { host, port: n };
 }
 
 /**
