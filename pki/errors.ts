@@ -28,6 +28,7 @@ export const ErrorCodes = {
   TG_STORE_MISSING: 'no CA found in this directory',
   TG_AUTHORITY_EXPIRED: 'the signing authority has expired or cannot sign for the requested lifetime',
   TG_CONFIG_INVALID: 'configuration is invalid',
+  TG_PROXY_HEADER_INVALID: 'PROXY protocol header is malformed',
   TG_UNAVAILABLE: 'a dependency is unreachable',
   TG_POLICY_DENIED: 'peer is not allowed by policy',
   TG_INTERNAL: 'internal error',

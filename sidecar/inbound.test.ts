@@ -3,75 +3,54 @@
 // zero bytes, and is counted under its reason.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import tls from 'node:tls';
-import { Registry } from 'prom-client';
-import { createLogger } from '../pki/log.ts';
 import { p256, type CertSpec } from '../pki/test-chain.ts';
 import {
   StaticSvidSource,
   metricValue,
+  mtlsClient,
   pemFiles,
+  proxyTestbed,
+  roundTrip,
   sClient,
   startBackend,
   svidFrom,
   testPki,
   waitFor,
+  WORKLOAD_IDS,
   type PemFiles,
+  type ProxyHarness,
   type TestBackend,
   type TestPki,
-  type TestSvid,
 } from '../test/helpers/sidecar-fixture.ts';
 import { InboundProxy, type InboundProxyOptions } from './inbound.ts';
-import { SidecarMetricNames, SidecarMetrics } from './metrics.ts';
+import { SidecarMetricNames } from './metrics.ts';
 import { parsePolicy } from './policy.ts';
 import { decodeProxyV2 } from './proxy-protocol.ts';
 
-const SERVER_ID = 'spiffe://example.org/ns/shop/sa/api';
-const CLIENT_ID = 'spiffe://example.org/ns/shop/sa/web';
-const OTHER_ID = 'spiffe://example.org/ns/other/sa/batch';
+const { api: SERVER_ID, web: CLIENT_ID, other: OTHER_ID } = WORKLOAD_IDS;
 
-interface Harness {
-  proxy: InboundProxy;
-  port: number;
+interface Harness extends ProxyHarness<InboundProxy> {
   backend: TestBackend;
-  registry: Registry;
-  source: StaticSvidSource;
-  logs: Array<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
 async function startInbound(pki: TestPki, extra: Partial<InboundProxyOptions> = {}, backendOptions: Parameters<typeof startBackend>[0] = {}): Promise<Harness> {
   const backend = await startBackend(backendOptions);
-  const registry = new Registry();
-  const logs: Array<Record<string, unknown>> = [];
-  const source = new StaticSvidSource({ svid: pki.issue(SERVER_ID), bundle: pki.bundle });
+  const bed = proxyTestbed(pki, { spiffeId: SERVER_ID, direction: 'inbound' });
   const policy = parsePolicy(`ports:\n  "${backend.port}":\n    allow: ["${CLIENT_ID}"]\n`, { source: 'test-policy.yaml', ownTrustDomain: pki.trustDomain });
-  const proxy = new InboundProxy({
-    listen: { host: '127.0.0.1', port: 0 },
-    app: { host: '127.0.0.1', port: backend.port },
-    source,
-    policy: () => policy,
-    logger: createLogger({ out: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) }, level: 'debug' }),
-    metrics: new SidecarMetrics(registry),
-    ...extra,
-  });
+  const proxy = new InboundProxy({ ...bed.options, app: { host: '127.0.0.1', port: backend.port }, policy: () => policy, ...extra });
   const { port } = await proxy.start();
   return {
+    ...bed,
     proxy,
     port,
     backend,
-    registry,
-    source,
-    logs,
     async stop() {
       proxy.close();
       await backend.close();
     },
   };
 }
-
-const inbound = (registry: Registry, result: string, reason: string): Promise<number> =>
-  metricValue(registry, SidecarMetricNames.inboundConnections, { result, reason });
 
 describe('InboundProxy with openssl s_client', () => {
   let pki: TestPki;
@@ -100,7 +79,7 @@ describe('InboundProxy with openssl s_client', () => {
     });
     assert.match(r.stdout, /hello tollgate/, r.stderr);
     assert.equal(h.backend.connections, before + 1);
-    await waitFor(async () => (await inbound(h.registry, 'allowed', 'allowed')) === 1, 'allowed count');
+    await waitFor(async () => (await h.connections('allowed', 'allowed')) === 1, 'allowed count');
     await waitFor(async () => (await metricValue(h.registry, SidecarMetricNames.bytes, { direction: 'inbound' })) === 30, 'bytes counted at close');
     assert.equal(await metricValue(h.registry, SidecarMetricNames.activeConnections, { direction: 'inbound' }), 0);
     assert.match(await h.registry.metrics(), /tollgate_handshake_seconds_count\{direction="inbound"\} 1\n/);
@@ -135,11 +114,11 @@ describe('InboundProxy with openssl s_client', () => {
     test(`refused: ${c.name} (reason ${c.reason}); the app sees nothing`, async () => {
       const connectionsBefore = h.backend.connections;
       const bytesBefore = h.backend.bytes;
-      const countBefore = await inbound(h.registry, 'refused', c.reason);
+      const countBefore = await h.connections('refused', c.reason);
       const logsBefore = h.logs.length;
       const r = await sClient(h.port, [...c.args(files), '-CAfile', root], { input: 'secret request\n' });
       if (c.alert) assert.match(r.stderr, c.alert, 'refused inside the handshake, with a TLS alert');
-      await waitFor(async () => (await inbound(h.registry, 'refused', c.reason)) === countBefore + 1, `refused{reason=${c.reason}}`);
+      await waitFor(async () => (await h.connections('refused', c.reason)) === countBefore + 1, `refused{reason=${c.reason}}`);
       assert.doesNotMatch(r.stdout, /secret request/);
       assert.equal(h.backend.connections, connectionsBefore, 'the app got no connection');
       assert.equal(h.backend.bytes, bytesBefore, 'the app got no bytes');
@@ -165,37 +144,13 @@ describe('InboundProxy with openssl s_client', () => {
   });
 });
 
-/** A node:tls client presenting `svid`; resolves once connected. */
-function connectClient(port: number, pki: TestPki, svid: TestSvid): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, ca: pki.rootPem, cert: svid.certChainPem, key: svid.keyPem, checkServerIdentity: () => undefined });
-    s.once('secureConnect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-/** Send `text` and wait (bounded) for the echo. */
-async function roundTrip(s: tls.TLSSocket, text: string): Promise<void> {
-  let got = '';
-  const onData = (d: Buffer): void => {
-    got += d.toString();
-  };
-  s.on('data', onData);
-  s.write(text);
-  try {
-    await waitFor(() => got.includes(text), `echo of ${JSON.stringify(text)}`);
-  } finally {
-    s.off('data', onData);
-  }
-}
-
 describe('InboundProxy certificate rotation', () => {
   test('an open connection keeps working across an SVID change; a new connection sees the new certificate', async () => {
     const pki = testPki({ now: Date.now() });
     const h = await startInbound(pki);
     const client = pki.issue(CLIENT_ID);
     try {
-      const first = await connectClient(h.port, pki, client);
+      const first = await mtlsClient(h.port, pki, client);
       const oldSerial = h.source.svid()!.serial;
       assert.equal(first.getPeerX509Certificate()!.serialNumber.toLowerCase(), oldSerial);
       await roundTrip(first, 'before swap\n');
@@ -205,7 +160,7 @@ describe('InboundProxy certificate rotation', () => {
       h.source.update({ svid: renewed });
       await roundTrip(first, 'during swap\n');
 
-      const second = await connectClient(h.port, pki, client);
+      const second = await mtlsClient(h.port, pki, client);
       assert.equal(second.getPeerX509Certificate()!.serialNumber.toLowerCase(), renewed.serial);
       await roundTrip(second, 'new connection\n');
       await roundTrip(first, 'old connection still up\n');
@@ -227,7 +182,7 @@ describe('InboundProxy certificate rotation', () => {
       h.source.update({ svid: svidFrom(SERVER_ID, [...good.certChain], p256()) });
       assert.equal(await metricValue(h.registry, SidecarMetricNames.configReloadFailures), 1);
       assert.ok(h.logs.some((l) => l.event === 'inbound_context_failed'));
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       assert.equal(s.getPeerX509Certificate()!.serialNumber.toLowerCase(), oldSerial);
       s.destroy();
     } finally {
@@ -241,7 +196,7 @@ describe('InboundProxy app side', () => {
     const pki = testPki({ now: Date.now() });
     const h = await startInbound(pki, { proxyProtocol: true }, { echo: false });
     try {
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       s.write('GET / HTTP/1.0\r\n\r\n');
       await waitFor(() => h.backend.bytes > 0 && Buffer.concat(h.backend.received[0]!).includes('HTTP/1.0\r\n\r\n'), 'request at the app');
       const data = Buffer.concat(h.backend.received[0]!);
@@ -266,12 +221,12 @@ describe('InboundProxy app side', () => {
     const h = await startInbound(pki);
     await h.backend.close(); // nothing listens on the app port any more
     try {
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       await new Promise<void>((resolve) => {
         s.on('error', () => undefined);
         s.on('close', () => resolve());
       });
-      await waitFor(async () => (await inbound(h.registry, 'error', 'app_unreachable')) === 1, 'app_unreachable count');
+      await waitFor(async () => (await h.connections('error', 'app_unreachable')) === 1, 'app_unreachable count');
       assert.ok(h.logs.some((l) => l.event === 'inbound_app_unreachable'));
     } finally {
       h.proxy.close();
@@ -282,7 +237,7 @@ describe('InboundProxy app side', () => {
     const pki = testPki({ now: Date.now() });
     const h = await startInbound(pki, {}, { echo: false, endWhenPeerEnds: false });
     try {
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       let got = '';
       s.on('data', (d: Buffer) => (got += d.toString()));
       const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
@@ -305,10 +260,10 @@ describe('InboundProxy app side', () => {
       },
     });
     try {
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       s.on('error', () => undefined);
       s.write('let me in');
-      await waitFor(async () => (await inbound(h.registry, 'refused', 'no_policy')) === 1, 'no_policy count');
+      await waitFor(async () => (await h.connections('refused', 'no_policy')) === 1, 'no_policy count');
       assert.equal(h.backend.connections, 0);
       s.destroy();
     } finally {
@@ -320,7 +275,7 @@ describe('InboundProxy app side', () => {
     const pki = testPki({ now: Date.now() });
     const h = await startInbound(pki, { limits: { idleTimeoutMs: 100 } });
     try {
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       await roundTrip(s, 'ping\n');
       await new Promise<void>((resolve) => s.on('close', () => resolve()));
       await waitFor(() => h.proxy.activeConnections === 0 && h.backend.sockets[0]?.destroyed === true, 'both sides closed');
@@ -333,13 +288,13 @@ describe('InboundProxy app side', () => {
     const pki = testPki({ now: Date.now() });
     const h = await startInbound(pki, { limits: { maxConnections: 1 } });
     try {
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       await roundTrip(s, 'first\n');
-      const second = connectClient(h.port, pki, pki.issue(CLIENT_ID)).then(
+      const second = mtlsClient(h.port, pki, pki.issue(CLIENT_ID)).then(
         (x) => (x.destroy(), 'connected'),
         () => 'refused',
       );
-      await waitFor(async () => (await inbound(h.registry, 'refused', 'limit')) === 1, 'limit count');
+      await waitFor(async () => (await h.connections('refused', 'limit')) === 1, 'limit count');
       assert.equal(await second, 'refused');
       assert.equal(h.backend.connections, 1);
       s.destroy();
@@ -355,11 +310,11 @@ describe('InboundProxy drain', () => {
     const h = await startInbound(pki);
     const client = pki.issue(CLIENT_ID);
     try {
-      const s = await connectClient(h.port, pki, client);
+      const s = await mtlsClient(h.port, pki, client);
       await roundTrip(s, 'before drain\n');
       let drained = false;
       const draining = h.proxy.drain(30_000).then(() => (drained = true));
-      await assert.rejects(connectClient(h.port, pki, client), /ECONNREFUSED/);
+      await assert.rejects(mtlsClient(h.port, pki, client), /ECONNREFUSED/);
       await roundTrip(s, 'during drain\n');
       assert.equal(drained, false);
       s.end();
@@ -374,7 +329,7 @@ describe('InboundProxy drain', () => {
     const pki = testPki({ now: Date.now() });
     const h = await startInbound(pki);
     try {
-      const s = await connectClient(h.port, pki, pki.issue(CLIENT_ID));
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
       await roundTrip(s, 'hello\n');
       const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
       await h.proxy.drain(50);

@@ -6,26 +6,27 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Registry } from 'prom-client';
-import { createLogger } from '../pki/log.ts';
 import {
   StaticSvidSource,
   metricValue,
   pemFiles,
+  proxyTestbed,
+  roundTrip,
   startBackend,
   testPki,
+  unusedPort,
   waitFor,
+  WORKLOAD_IDS,
+  type ProxyHarness,
   type TestPki,
   type TestSvid,
 } from '../test/helpers/sidecar-fixture.ts';
 import { InboundProxy } from './inbound.ts';
-import { SidecarMetricNames, SidecarMetrics } from './metrics.ts';
+import { SidecarMetricNames } from './metrics.ts';
 import { OutboundProxy, type OutboundProxyOptions } from './outbound.ts';
 import { parsePolicy } from './policy.ts';
 
-const CLIENT_ID = 'spiffe://example.org/ns/shop/sa/web';
-const UPSTREAM_ID = 'spiffe://example.org/ns/shop/sa/api';
-const OTHER_ID = 'spiffe://example.org/ns/other/sa/impostor';
+const { web: CLIENT_ID, api: UPSTREAM_ID, other: OTHER_ID } = WORKLOAD_IDS;
 
 interface TlsUpstream {
   port: number;
@@ -73,32 +74,13 @@ async function startTlsUpstream(pki: TestPki, svid: TestSvid): Promise<TlsUpstre
   };
 }
 
-interface Harness {
-  proxy: OutboundProxy;
-  port: number;
-  registry: Registry;
-  source: StaticSvidSource;
-  logs: Array<Record<string, unknown>>;
-}
-
-async function startOutbound(pki: TestPki, upstream: { port: number; spiffeId?: string }, extra: Partial<OutboundProxyOptions> = {}): Promise<Harness> {
-  const registry = new Registry();
-  const logs: Array<Record<string, unknown>> = [];
-  const source = new StaticSvidSource({ svid: pki.issue(CLIENT_ID), bundle: pki.bundle });
-  const proxy = new OutboundProxy({
-    listen: { host: '127.0.0.1', port: 0 },
-    upstream: { host: '127.0.0.1', port: upstream.port, spiffeId: upstream.spiffeId ?? UPSTREAM_ID },
-    source,
-    logger: createLogger({ out: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) } }),
-    metrics: new SidecarMetrics(registry),
-    ...extra,
-  });
+async function startOutbound(pki: TestPki, upstream: { port: number; spiffeId?: string }, extra: Partial<OutboundProxyOptions> = {}): Promise<ProxyHarness<OutboundProxy>> {
+  const bed = proxyTestbed(pki, { spiffeId: CLIENT_ID, direction: 'outbound' });
+  const upstreamTo = { host: '127.0.0.1', port: upstream.port, spiffeId: upstream.spiffeId ?? UPSTREAM_ID };
+  const proxy = new OutboundProxy({ ...bed.options, upstream: upstreamTo, ...extra });
   const { port } = await proxy.start();
-  return { proxy, port, registry, source, logs };
+  return { ...bed, proxy, port };
 }
-
-const outbound = (registry: Registry, result: string, reason: string): Promise<number> =>
-  metricValue(registry, SidecarMetricNames.outboundConnections, { result, reason });
 
 /** A plaintext app-side client: connect, send `text` at once, collect until the proxy closes. */
 function callThrough(port: number, text: string): Promise<{ received: string; closed: true }> {
@@ -126,20 +108,6 @@ function openLocal(port: number): Promise<net.Socket> {
   });
 }
 
-async function roundTrip(s: net.Socket, text: string): Promise<void> {
-  let got = '';
-  const onData = (d: Buffer): void => {
-    got += d.toString();
-  };
-  s.on('data', onData);
-  s.write(text);
-  try {
-    await waitFor(() => got.includes(text), `echo of ${JSON.stringify(text)}`);
-  } finally {
-    s.off('data', onData);
-  }
-}
-
 describe('OutboundProxy upstream verification', () => {
   let pki: TestPki;
   before(() => {
@@ -154,7 +122,7 @@ describe('OutboundProxy upstream verification', () => {
       assert.equal(r.received, 'hello upstream');
       assert.equal(up.bytes, 14);
       assert.equal(up.clientSerials[0], h.source.svid()!.serial, 'the upstream saw our SVID');
-      await waitFor(async () => (await outbound(h.registry, 'allowed', 'allowed')) === 1, 'allowed count');
+      await waitFor(async () => (await h.connections('allowed', 'allowed')) === 1, 'allowed count');
       await waitFor(async () => (await metricValue(h.registry, SidecarMetricNames.bytes, { direction: 'outbound' })) === 28, 'bytes counted');
     } finally {
       h.proxy.close();
@@ -175,13 +143,13 @@ describe('OutboundProxy upstream verification', () => {
       try {
         const r = await callThrough(h.port, 'secret request');
         assert.equal(r.received, '', 'the app sees the connection closed');
-        await waitFor(async () => (await outbound(h.registry, c.result, c.reason)) === 1, `${c.result}{reason=${c.reason}}`);
+        await waitFor(async () => (await h.connections(c.result, c.reason)) === 1, `${c.result}{reason=${c.reason}}`);
         assert.equal(up.bytes, 0, "none of the app's bytes reached the upstream");
         const line = h.logs.find((l) => l.event === 'outbound_refused');
         assert.equal(line?.reason, c.reason);
         assert.equal(line?.expected_id, UPSTREAM_ID);
         if (c.reason === 'wrong_identity') assert.equal(line?.peer_id, OTHER_ID);
-        assert.equal(await outbound(h.registry, 'allowed', 'allowed'), 0);
+        assert.equal(await h.connections('allowed', 'allowed'), 0);
       } finally {
         h.proxy.close();
         await up.close();
@@ -190,17 +158,11 @@ describe('OutboundProxy upstream verification', () => {
   }
 
   test('an unreachable upstream: the app sees the connection closed, counted as upstream_unreachable', async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = s.address() as net.AddressInfo;
-        s.close(() => resolve(port));
-      });
-    });
-    const h = await startOutbound(pki, { port: closedPort });
+    const h = await startOutbound(pki, { port: await unusedPort() });
     try {
       const r = await callThrough(h.port, 'anyone there?');
       assert.equal(r.received, '');
-      await waitFor(async () => (await outbound(h.registry, 'error', 'upstream_unreachable')) === 1, 'upstream_unreachable count');
+      await waitFor(async () => (await h.connections('error', 'upstream_unreachable')) === 1, 'upstream_unreachable count');
     } finally {
       h.proxy.close();
     }
@@ -220,12 +182,7 @@ describe('OutboundProxy against openssl s_server', () => {
     const files = pemFiles();
     const root = files.write('root.pem', pki.rootPem);
     const server = files.writeSvid('server', pki.issue(UPSTREAM_ID));
-    const port = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = s.address() as net.AddressInfo;
-        s.close(() => resolve(port));
-      });
-    });
+    const port = await unusedPort();
     const p = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, ...server.args, '-CAfile', root, '-Verify', '2', '-verify_return_error', '-www', '-naccept', '1'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -137,7 +137,7 @@ describe('decodeProxyV2 refuses malformed headers', () => {
   ];
   for (const [name, buf] of cases) {
     test(name, () => {
-      assert.throws(() => decodeProxyV2(buf), (e: unknown) => isTollgateError(e, 'TG_CONFIG_INVALID') && /PROXY protocol v2/.test(e.message));
+      assert.throws(() => decodeProxyV2(buf), (e: unknown) => isTollgateError(e, 'TG_PROXY_HEADER_INVALID') && /PROXY protocol v2/.test(e.message));
     });
   }
 });

@@ -82,10 +82,11 @@ function internal(msg: string): TollgateError {
 }
 
 function malformed(msg: string): TollgateError {
-  // The likely causes are configuration: the sidecar does not send the header (proxyProtocol off), or
-  // something other than the sidecar reached the app port.
+  // Its own code (not TG_CONFIG_INVALID): the bytes on one connection are bad, which an app refuses
+  // per connection. The likely causes are still configuration: the sidecar does not send the header
+  // (proxyProtocol off), or something other than the sidecar reached the app port.
   return new TollgateError(
-    'TG_CONFIG_INVALID',
+    'TG_PROXY_HEADER_INVALID',
     `malformed PROXY protocol v2 header: ${msg}; only the Tollgate sidecar with proxyProtocol enabled should connect to this port`,
     { details: { reason: msg } },
   );
@@ -241,7 +242,7 @@ function readTlvs(buf: Buffer, start: number, end: number, where: string): Proxy
 /**
  * Decode a v2 header at the start of `buf`. Returns null while more bytes are needed (the bytes so
  * far are a valid prefix), else the header and its total length (the app's data starts there).
- * Throws TollgateError (TG_CONFIG_INVALID) on anything malformed, including a v1 text header.
+ * Throws TollgateError (TG_PROXY_HEADER_INVALID) on anything malformed, including a v1 text header.
  */
 export function decodeProxyV2(buf: Buffer): { header: ProxyV2Header; length: number } | null {
   const sigBytes = Math.min(buf.length, PROXY_V2_SIGNATURE.length);

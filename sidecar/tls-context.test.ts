@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { constants as cryptoConstants } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { TollgateError, isTollgateError } from '../pki/errors.ts';
+import { isTollgateError } from '../pki/errors.ts';
 import { p256 } from '../pki/test-chain.ts';
 import { svidFrom, testPki } from '../test/helpers/sidecar-fixture.ts';
-import { checkMinVersion, failureReason, resolveLimits, secureContextFor, secureContextOptions } from './tls-context.ts';
+import { checkMinVersion, resolveLimits, secureContextFor, secureContextOptions } from './tls-context.ts';
 
 const SERVER_ID = 'spiffe://example.org/ns/shop/sa/api';
 
@@ -76,29 +76,4 @@ describe('limits', () => {
       assert.throws(() => resolveLimits(l), (e: unknown) => isTollgateError(e, 'TG_CONFIG_INVALID'));
     }
   });
-});
-
-describe('failureReason', () => {
-  const errno = (code: string): Error => Object.assign(new Error(code), { code });
-  const cases: Array<[string, Error | null, string]> = [
-    ['no error: closed mid-handshake', null, 'tls_handshake'],
-    ['unknown CA', errno('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'untrusted'],
-    ['self-signed', errno('DEPTH_ZERO_SELF_SIGNED_CERT'), 'untrusted'],
-    ['expired', errno('CERT_HAS_EXPIRED'), 'expired'],
-    ['not yet valid', errno('CERT_NOT_YET_VALID'), 'not_yet_valid'],
-    ['wrong extKeyUsage', errno('INVALID_PURPOSE'), 'svid_invalid'],
-    ['refused TCP', errno('ECONNREFUSED'), 'unreachable'],
-    ['handshake timeout', errno('ERR_TLS_HANDSHAKE_TIMEOUT'), 'handshake_timeout'],
-    ['no client certificate', errno('ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE'), 'no_client_cert'],
-    ['old protocol', errno('ERR_SSL_UNSUPPORTED_PROTOCOL'), 'protocol_version'],
-    ['protocol alert', errno('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION'), 'protocol_version'],
-    ['other OpenSSL error', errno('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE'), 'tls_handshake'],
-    ['a profile failure', new TollgateError('TG_SVID_INVALID', 'leaf has cA=true', { details: { reason: 'leaf has cA=true' } }), 'svid_invalid'],
-    ['an expired SVID by our clock', new TollgateError('TG_SVID_EXPIRED', 'x'), 'svid_expired'],
-    ['another trust domain', new TollgateError('TG_SVID_UNTRUSTED', 'x'), 'svid_untrusted'],
-    ['a tagged reason', new TollgateError('TG_SVID_UNTRUSTED', 'x', { details: { reason: 'wrong_identity' } }), 'wrong_identity'],
-  ];
-  for (const [name, err, reason] of cases) {
-    test(`${name} → ${reason}`, () => assert.equal(failureReason(err).reason, reason));
-  }
 });

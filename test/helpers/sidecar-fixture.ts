@@ -1,16 +1,28 @@
 // Test support for the sidecar's data plane: SVIDs and trust bundles built from pki/test-chain.ts, and
 // an SvidSource whose SVID and bundle a test can swap (as the SvidManager does on renewal or on a
 // bundle push). Validity is taken from `now`, so pass Date.now() for anything OpenSSL will check.
+// Also what both proxies' tests share: a testbed (source, metrics, log capture), a backend that counts
+// what reaches it, round trips, polling, and openssl s_client.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Registry } from 'prom-client';
+import tls from 'node:tls';
+import { Registry } from 'prom-client';
+import { createLogger, type Logger } from '../../pki/log.ts';
 import { certsToPem, toPem } from '../../pki/pem.ts';
 import { leafFrom, p256, testChain, type CertSpec, type KeyPair, type TestChain } from '../../pki/test-chain.ts';
 import { parseCertificate } from '../../pki/x509.ts';
+import { SidecarMetricNames, SidecarMetrics, type Direction } from '../../sidecar/metrics.ts';
 import type { Svid, SvidSource, TrustBundle } from '../../sidecar/svid-source.ts';
+
+/** The workloads the proxy tests use: as in the demo mesh, web calls api; other is allowed nowhere. */
+export const WORKLOAD_IDS: { readonly api: string; readonly web: string; readonly other: string } = {
+  api: 'spiffe://example.org/ns/shop/sa/api',
+  web: 'spiffe://example.org/ns/shop/sa/web',
+  other: 'spiffe://example.org/ns/other/sa/batch',
+};
 
 /** An SVID plus what an outside client (openssl, node:tls) needs to present it. */
 export interface TestSvid extends Svid {
@@ -112,6 +124,41 @@ export class StaticSvidSource implements SvidSource {
   }
 }
 
+/** What a proxy under test is given, and where the test reads back what it did. */
+export interface ProxyTestbed {
+  /** Spread into InboundProxyOptions / OutboundProxyOptions: listen on 127.0.0.1:0 with the parts below. */
+  readonly options: { listen: { host: string; port: number }; source: StaticSvidSource; logger: Logger; metrics: SidecarMetrics };
+  /** Holds a fresh SVID from `pki` and its bundle. */
+  readonly source: StaticSvidSource;
+  readonly registry: Registry;
+  /** Every log line (debug and up), parsed. */
+  readonly logs: Array<Record<string, unknown>>;
+  /** tollgate_{direction}_connections_total{result,reason} now. */
+  connections(result: string, reason: string): Promise<number>;
+}
+
+/** A started proxy and its testbed. */
+export interface ProxyHarness<P> extends ProxyTestbed {
+  readonly proxy: P;
+  readonly port: number;
+}
+
+/** A testbed for the proxy of `direction` presenting an SVID for `spiffeId`. */
+export function proxyTestbed(pki: TestPki, options: { spiffeId: string; direction: Direction }): ProxyTestbed {
+  const registry = new Registry();
+  const logs: Array<Record<string, unknown>> = [];
+  const source = new StaticSvidSource({ svid: pki.issue(options.spiffeId), bundle: pki.bundle });
+  const logger = createLogger({ out: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) }, level: 'debug' });
+  const counter = options.direction === 'inbound' ? SidecarMetricNames.inboundConnections : SidecarMetricNames.outboundConnections;
+  return {
+    options: { listen: { host: '127.0.0.1', port: 0 }, source, logger, metrics: new SidecarMetrics(registry) },
+    source,
+    registry,
+    logs,
+    connections: (result, reason) => metricValue(registry, counter, { result, reason }),
+  };
+}
+
 /** Files for command-line clients (openssl -cert/-key/-CAfile), removed by cleanup(). */
 export interface PemFiles {
   readonly dir: string;
@@ -201,6 +248,40 @@ export async function startBackend(options: { echo?: boolean; endWhenPeerEnds?: 
         server.close(() => resolve());
       }),
   };
+}
+
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
+export function unusedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A node:tls client presenting `svid` and trusting `pki`'s root; resolves once connected. */
+export function mtlsClient(port: number, pki: TestPki, svid: TestSvid): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca: pki.rootPem, cert: svid.certChainPem, key: svid.keyPem, checkServerIdentity: () => undefined });
+    s.once('secureConnect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Send `text` on a connection to an echo and wait (bounded) until it comes back. */
+export async function roundTrip(s: net.Socket, text: string): Promise<void> {
+  let got = '';
+  const onData = (d: Buffer): void => {
+    got += d.toString();
+  };
+  s.on('data', onData);
+  s.write(text);
+  try {
+    await waitFor(() => got.includes(text), `echo of ${JSON.stringify(text)}`);
+  } finally {
+    s.off('data', onData);
+  }
 }
 
 /** Poll `cond` every 10 ms until it holds; throws after `timeoutMs` (default 10 s). */
