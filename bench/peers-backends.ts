@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, HOST, start, waitPort, type Proc } from './peers-procs.ts';
+import { freePort, HOST, lastLines, start, waitPort, type Proc } from './peers-procs.ts';
 
 export interface Backend {
   readonly port: number;
@@ -56,7 +56,7 @@ export async function startIperfServer(dir: string): Promise<Backend> {
 
 async function waitForOrExit(proc: Proc, port: number): Promise<void> {
   try {
-    await Promise.race([waitPort(port), proc.exited.then((c) => Promise.reject(new Error(`${proc.name} exited (${c}): ${proc.tail().trim().slice(-600)}`)))]);
+    await Promise.race([waitPort(port), proc.exited.then((c) => Promise.reject(new Error(`${proc.name} exited (${c}): ${lastLines(proc.tail())}`)))]);
   } catch (e) {
     await proc.stop();
     throw e;

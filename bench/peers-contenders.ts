@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PeerPki } from './peers-pki.ts';
 import { SERVER_NAME } from './peers-pki.ts';
-import { freePort, have, HOST, NGINX_STREAM_MODULE, start, waitPort, type Log, type Proc } from './peers-procs.ts';
+import { freePort, have, HOST, lastLines, NGINX_STREAM_MODULE, start, waitPort, type Log, type Proc } from './peers-procs.ts';
 
 /** A running pair. "direct" has no processes: the load goes straight to the backend. */
 export interface Pair {
@@ -58,8 +58,8 @@ async function startPair(ctx: PairContext, name: string, inPort: number, mtlsPor
   try {
     await Promise.race([
       Promise.all([waitPort(mtlsPort), waitPort(inPort)]),
-      server.exited.then((c) => Promise.reject(new Error(`${name} server side exited (${c}): ${server.tail().trim().slice(-600)}`))),
-      client.exited.then((c) => Promise.reject(new Error(`${name} client side exited (${c}): ${client.tail().trim().slice(-600)}`))),
+      server.exited.then((c) => Promise.reject(new Error(`${name} server side exited (${c}): ${lastLines(server.tail())}`))),
+      client.exited.then((c) => Promise.reject(new Error(`${name} client side exited (${c}): ${lastLines(client.tail())}`))),
     ]);
   } catch (e) {
     await stop();

@@ -24,6 +24,16 @@ export interface Proc {
 const live = new Set<Proc>();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The gist of a failed process's output: its last line that mentions an error (not a stack frame),
+ * else its last n lines.
+ */
+export function lastLines(text: string, n = 3): string {
+  const lines = text.split('\n').filter((l) => l.trim());
+  const error = lines.findLast((l) => /error/i.test(l) && !/^\s+at /.test(l));
+  return (error ?? lines.slice(-n).join(' / ')).trim().slice(0, 600);
+}
+
 export interface StartOptions {
   /** Raw output (stdout and stderr) goes here, for post-mortems. */
   readonly logFile: string;
@@ -137,8 +147,8 @@ export async function startUntilReady(name: string, cmd: string, args: readonly 
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     gotReady,
-    proc.exited.then((c) => new Error(`${name} exited (${c}) before it was ready: ${proc.tail().trim().slice(-800)}`)),
-    new Promise<Error>((r) => (timer = setTimeout(() => r(new Error(`${name} not ready after ${o.timeoutMs} ms: ${proc.tail().trim().slice(-800)}`)), o.timeoutMs))),
+    proc.exited.then((c) => new Error(`${name} exited (${c}) before it was ready: ${lastLines(proc.tail())}`)),
+    new Promise<Error>((r) => (timer = setTimeout(() => r(new Error(`${name} not ready after ${o.timeoutMs} ms: ${lastLines(proc.tail())}`)), o.timeoutMs))),
   ]);
   clearTimeout(timer);
   if (outcome instanceof Error) {
