@@ -115,6 +115,7 @@ export class OutboundProxy extends ProxyListener {
     };
     const upstream = tls.connect(connectOptions);
     upstream.setNoDelay(true); // tls.connect() ignores its noDelay option
+    upstream.getPeerCertificate = leafOnly;
     this.splice({ tls: upstream, plain: local, acceptedAt });
     upstream.once('secureConnect', this.#onSecureConnect);
   }
@@ -156,3 +157,14 @@ export class OutboundProxy extends ProxyListener {
     });
   }
 }
+
+/**
+ * Node's tls.connect calls getPeerCertificate(true) once per handshake only to hand the result to
+ * checkServerIdentity: it turns the whole peer chain into JS objects (~10 % of CPU under connection
+ * churn). Ours reads nothing but the leaf's DER, so each upstream socket answers with just that.
+ */
+function leafOnly(this: tls.TLSSocket): tls.DetailedPeerCertificate {
+  const leaf = this.getPeerX509Certificate();
+  return { raw: leaf ? leaf.raw : Buffer.alloc(0) } as tls.DetailedPeerCertificate;
+}
+
