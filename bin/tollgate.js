@@ -1,7 +1,41 @@
 #!/usr/bin/env node
-// Entry point for `npx tollgate`: runs the TypeScript sources through tsx so that a fresh
-// `npm ci` is all it takes (no build step that install-script policies could hold back).
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../cli/main.ts');
+// Entry point for `npx tollgate`. Runs dist/tollgate.cjs, one bundle of cli/main.ts and everything
+// it imports, when that bundle was built from exactly the files now on disk (scripts/bundle.js);
+// otherwise builds it first (about a second, once after a change). If it cannot be built (no
+// esbuild, a read-only directory, a syntax error), runs the TypeScript sources through tsx, which
+// also reports the error. So a fresh `npm ci` is all it takes: no build step that install-script
+// policies could hold back, and never a stale bundle.
+// TOLLGATE_BUNDLE=0 always runs the sources through tsx (stack traces then point into .ts files);
+// TOLLGATE_BUNDLE=1 makes a failed build an error instead of a fallback.
+const mode = process.env.TOLLGATE_BUNDLE;
+let cli = null;
+if (mode !== '0') {
+  const { CLI_BUNDLE, buildBundle, currentBundle, loadBundle } = await import('../scripts/bundle.js');
+  let bundle = currentBundle(CLI_BUNDLE);
+  if (!bundle) {
+    try {
+      bundle = await buildBundle(CLI_BUNDLE);
+    } catch (e) {
+      if (mode === '1') throw e;
+    }
+  }
+  if (bundle) {
+    // Each command group compiles different code, so each has its own code cache, saved once a
+    // server has started or when a command exits (and kept unless this run compiled clearly more).
+    // --help is not worth keeping.
+    const argv = process.argv.slice(2);
+    const group = /^(ca|cert|sidecar|policy|demo|inject)$/.test(argv[0] ?? '') ? argv[0] : 'main';
+    const { exports, saveCache } = loadBundle(bundle, { cacheKey: group });
+    if (!argv.some((a) => a === '--help' || a === '-h' || a === 'help')) {
+      setTimeout(saveCache, 2000).unref();
+      process.once('exit', saveCache);
+    }
+    cli = exports;
+  }
+}
+cli ??= await (async () => {
+  const { register } = await import('tsx/esm/api');
+  register();
+  return import('../cli/main.ts');
+})();
+await cli.run();

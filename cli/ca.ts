@@ -1,11 +1,9 @@
-// `tollgate ca ...`: init, serve, token create.
+// `tollgate ca ...`: init, serve, token create. The CA's modules (gRPC, x509, prom-client) are
+// imported inside each action, so that other commands and --help do not pay for loading them.
 import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
 import type { Attestor } from '../ca/attestation/attestor.ts';
-import { startCaServer } from '../ca/server.ts';
-import { DirectoryStore, StoreFiles } from '../ca/store.ts';
 import { systemClock } from '../pki/clock.ts';
 import { formatDuration, parseDuration } from '../pki/duration.ts';
 import { TollgateError } from '../pki/errors.ts';
@@ -29,6 +27,7 @@ Examples:
   $ tollgate ca init --trust-domain example.org --dir ./ca
   $ tollgate ca init --trust-domain example.org --dir ./ca --force`)
     .action(async (o: { trustDomain: string; dir: string; force?: boolean; json?: boolean }) => {
+      const { DirectoryStore, StoreFiles } = await import('../ca/store.ts');
       const store = new DirectoryStore({ dir: o.dir });
       const m = await store.init({ trustDomain: o.trustDomain, clock: systemClock, force: !!o.force });
       const out = {
@@ -81,6 +80,7 @@ Examples:
       // Audit lines are written synchronously: a decision is on disk before its answer leaves.
       const auditFd = o.auditLog ? openSync(o.auditLog, 'a', 0o600) : undefined;
       const audit = auditFd === undefined ? process.stderr : { write: (line: string) => writeSync(auditFd, line) };
+      const { startCaServer } = await import('../ca/server.ts');
       const ca = await startCaServer({
         dir: o.dir,
         clock: systemClock,
@@ -125,7 +125,8 @@ The token is printed once; only its SHA-256 is stored. It works for one IssueSVI
 Examples:
   $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web
   $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/vm/billing --ttl 1h --json`)
-    .action((o: { dir: string; spiffeId: string; ttl: string; json?: boolean }) => {
+    .action(async (o: { dir: string; spiffeId: string; ttl: string; json?: boolean }) => {
+      const [{ DirectoryStore, StoreFiles }, { JoinTokenAttestor }] = await Promise.all([import('../ca/store.ts'), import('../ca/attestation/join-token.ts')]);
       const store = new DirectoryStore({ dir: o.dir });
       const { trustDomain } = store.readState();
       const ttlMs = parseDuration(o.ttl, '--ttl');

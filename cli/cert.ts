@@ -1,6 +1,6 @@
 // `tollgate cert ...`: issue (from a local CA store) and inspect (a file or a live endpoint).
+// The CA store and x509 modules are imported inside each action (see cli/ca.ts).
 import type { Command } from 'commander';
-import { issueFromStore } from '../ca/local-issue.ts';
 import { systemClock } from '../pki/clock.ts';
 import { parseDuration } from '../pki/duration.ts';
 import { TollgateError } from '../pki/errors.ts';
@@ -30,6 +30,7 @@ Examples:
     .action(async (o: { caDir: string; spiffeId: string; out: string; ttl: string; p12?: boolean; password?: string; json?: boolean }) => {
       if (o.p12 && !o.password) throw new TollgateError('TG_USAGE', '--password is required with --p12');
       const ttlSeconds = Math.round(parseDuration(o.ttl, '--ttl') / 1000);
+      const { issueFromStore } = await import('../ca/local-issue.ts');
       const r = issueFromStore({ dir: o.caDir, spiffeId: o.spiffeId, ttlSeconds, clock: systemClock });
       const files = [`${o.out}.crt`, `${o.out}.key`];
       writeFileAtomic(`${o.out}.key`, r.keyPem, 0o600);

@@ -48,5 +48,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const code = await main(process.argv);
-if (code !== 0) process.exitCode = code;
+/** Run this process's command line (bin/tollgate.js calls this, from the sources or the bundle). */
+export async function run(): Promise<void> {
+  const code = await main(process.argv);
+  if (code !== 0) process.exitCode = code;
+}

@@ -23,9 +23,7 @@ Examples:
   $ tollgate sidecar run --config examples/sidecar.yaml
   $ tollgate sidecar run --config /etc/tollgate/sidecar.yaml --admin 127.0.0.1:15020 --log-level debug`)
     .action(async (o: { config: string; admin?: string; caAddress?: string; joinToken?: string; logLevel?: string }) => {
-      const { loadSidecarConfig } = await import('../sidecar/config.ts');
-      const { Sidecar } = await import('../sidecar/sidecar.ts');
-      const { createLogger } = await import('../pki/log.ts');
+      const [{ loadSidecarConfig }, { Sidecar }, { createLogger }] = await Promise.all([import('../sidecar/config.ts'), import('../sidecar/sidecar.ts'), import('../pki/log.ts')]);
       const config = loadSidecarConfig(o.config, {
         ...(o.admin !== undefined ? { adminListen: o.admin } : {}),
         ...(o.caAddress !== undefined ? { caAddress: o.caAddress } : {}),

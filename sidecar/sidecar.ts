@@ -9,10 +9,10 @@ import { TollgateError } from '../pki/errors.ts';
 import type { Logger } from '../pki/log.ts';
 import { readCertificates } from '../pki/pem.ts';
 import type { SidecarConfig } from './config.ts';
-import { InboundProxy } from './inbound.ts';
+import type { InboundProxy } from './inbound.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { OutboundProxy } from './outbound.ts';
-import { PolicyWatcher } from './policy-watcher.ts';
+import type { PolicyWatcher } from './policy-watcher.ts';
 import type { Policy } from './policy.ts';
 import { SvidManager, type CaApi } from './svid-manager.ts';
 import type { CaClientOptions } from '../pki/ca-client.ts';
@@ -95,11 +95,14 @@ export class Sidecar {
     const log = this.#o.logger;
     // Admin first: /healthz answers and /readyz says why not ready while the first SVID is on its way.
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
+    // The inbound and policy code (with its schema compiler) is loaded only when the config uses it.
+    const Inbound = c.inbound.length > 0 ? (await import('./inbound.ts')).InboundProxy : undefined;
     // A policy that does not parse at start is fatal: there is no good one to keep.
     let policy: () => Policy = () => {
       throw new TollgateError('TG_CONFIG_INVALID', 'no policy configured');
     };
     if (c.policy) {
+      const { PolicyWatcher } = await import('./policy-watcher.ts');
       const watcher = new PolicyWatcher({
         path: c.policy.file,
         ownTrustDomain: c.trustDomain,
@@ -114,20 +117,24 @@ export class Sidecar {
       this.#policyWatcher = watcher;
       policy = () => watcher.current;
     }
+    // Only now, with every local check passed, the CA: a join token is single use, and a sidecar that
+    // fails on its admin port or its policy must not have spent it.
     await this.manager.start();
     const common = { source: this.manager, minVersion: c.tls.minVersion, limits: c.limits, clock: this.#clock, metrics: this.metrics };
-    for (const ib of c.inbound) {
-      const proxy = new InboundProxy({
-        ...common,
-        listen: ib.listen,
-        app: { host: ib.appHost, port: ib.appPort },
-        policy,
-        proxyProtocol: ib.proxyProtocol,
-        logger: log.child({ component: 'inbound', app_port: ib.appPort }),
-      });
-      const { port } = await proxy.start();
-      this.#inbound.push(proxy);
-      this.inboundListeners.push({ listen: `${ib.listen.host}:${port}`, port, target: `${ib.appHost}:${ib.appPort}` });
+    if (Inbound) {
+      for (const ib of c.inbound) {
+        const proxy = new Inbound({
+          ...common,
+          listen: ib.listen,
+          app: { host: ib.appHost, port: ib.appPort },
+          policy,
+          proxyProtocol: ib.proxyProtocol,
+          logger: log.child({ component: 'inbound', app_port: ib.appPort }),
+        });
+        const { port } = await proxy.start();
+        this.#inbound.push(proxy);
+        this.inboundListeners.push({ listen: `${ib.listen.host}:${port}`, port, target: `${ib.appHost}:${ib.appPort}` });
+      }
     }
     for (const ob of c.outbound) {
       const proxy = new OutboundProxy({

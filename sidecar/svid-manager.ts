@@ -3,8 +3,9 @@
 // on failure while the current SVID keeps serving, and the CA's bundle followed over WatchBundle.
 // Everything the CA returns is checked before use; a bad answer never replaces a good SVID or bundle
 // (PRODUCT.md §10.4). Timers run on the injected Clock, jitter comes from the injected random.
-import { generateKeyPairSync, createPublicKey, type KeyObject } from 'node:crypto';
+import { generateKeyPair, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type { ClientReportMsg } from '../pki/ca-api.ts';
 import { CaClient, type BundleResponse, type CaClientOptions, type IssuedSvidResponse } from '../pki/ca-client.ts';
 import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
@@ -54,16 +55,33 @@ interface Issued {
 
 const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING']);
 
+/** The sidecar's one key, made in memory and never written anywhere. */
+interface KeyMaterial {
+  readonly key: KeyObject;
+  /** The PEM copy exists only to hand to the TLS stack. */
+  readonly keyPem: string;
+  readonly spki: Buffer;
+  /** One CSR for the life of the key: the CA caches verified CSRs by hash. */
+  readonly csr: Buffer;
+}
+
+async function makeKeyMaterial(): Promise<KeyMaterial> {
+  const { privateKey: key } = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' });
+  return {
+    key,
+    keyPem: key.export({ format: 'pem', type: 'pkcs8' }) as string,
+    spki: createPublicKey(key).export({ format: 'der', type: 'spki' }),
+    csr: createCsr(key),
+  };
+}
+
 export class SvidManager implements SvidSource {
   readonly #o: SvidManagerOptions;
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #log: Logger;
   readonly #trustDomain: string;
-  readonly #key: KeyObject;
-  readonly #keyPem: string;
-  readonly #spki: Buffer;
-  readonly #csr: Buffer;
+  #keys: Promise<KeyMaterial> | null = null;
   readonly #listeners = new Set<() => void>();
 
   #svid: Svid | null = null;
@@ -96,12 +114,6 @@ export class SvidManager implements SvidSource {
     this.#random = options.random ?? Math.random;
     this.#log = options.logger ?? silentLogger;
     this.#trustDomain = parseSpiffeId(options.ca.spiffeId).trustDomain;
-    // The key lives only in this process; the PEM copy exists only to hand to the TLS stack.
-    this.#key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    this.#keyPem = this.#key.export({ format: 'pem', type: 'pkcs8' }) as string;
-    this.#spki = createPublicKey(this.#key).export({ format: 'der', type: 'spki' });
-    // One CSR for the life of the key: the CA caches verified CSRs by hash.
-    this.#csr = createCsr(this.#key);
   }
 
   svid(): Svid | null {
@@ -136,6 +148,7 @@ export class SvidManager implements SvidSource {
     if (this.#started) return this.#started;
     if (this.#closed) return Promise.reject(new TollgateError('TG_INTERNAL', 'SvidManager.start() after close()'));
     this.#started = new Promise((resolve, reject) => (this.#startWaiter = { resolve, reject }));
+    void this.#keyMaterial();
     void this.#attemptIssue();
     return this.#started;
   }
@@ -151,6 +164,15 @@ export class SvidManager implements SvidSource {
     this.#inFlight?.close();
     this.#startWaiter?.reject(new TollgateError('TG_UNAVAILABLE', 'the SVID manager was closed before it obtained an SVID'));
     this.#startWaiter = null;
+  }
+
+  /** One key for the manager's life, made in the thread pool while the first attempt connects to the CA. */
+  #keyMaterial(): Promise<KeyMaterial> {
+    if (!this.#keys) {
+      this.#keys = makeKeyMaterial();
+      this.#keys.catch(() => undefined);
+    }
+    return this.#keys;
   }
 
   #report(): ClientReportMsg {
@@ -177,18 +199,18 @@ export class SvidManager implements SvidSource {
     this.#renewTimer = null;
     this.#nextRenewalAt = null;
     let outcome: { issued: Issued } | { error: TollgateError } | null = null;
+    // At first contact one connection (one TLS handshake) serves GetBundle, the first IssueSVID and
+    // then WatchBundle: the bootstrap roots authenticate the CA for all three, and the bundle it
+    // sends is what the issued SVID is verified against.
+    let bootstrap: CaApi | null = null;
     try {
       if (!this.#bundle) {
-        const client = this.#connect();
-        try {
-          this.#setBundle(await this.#track(client, client.getBundle(this.#report())));
-        } finally {
-          client.close();
-        }
+        bootstrap = this.#connect();
+        this.#setBundle(await this.#track(bootstrap, bootstrap.getBundle(this.#report())));
       }
       const renewing = this.#useSvid();
       if (!renewing && this.#o.attestation.kind === 'join' && this.#joinTokenUsed) this.#stopWithoutToken();
-      else if (!this.#closed) outcome = { issued: await this.#issue(renewing) };
+      else if (!this.#closed) outcome = { issued: await this.#issue(renewing, bootstrap) };
     } catch (e) {
       outcome = { error: toTollgateError(e) };
     } finally {
@@ -196,9 +218,10 @@ export class SvidManager implements SvidSource {
     }
     // Scheduling and callbacks run only after the attempt is over, so a listener or a timer that
     // fires from inside them never meets an attempt still marked as running.
+    if (this.#closed || !outcome || 'error' in outcome) bootstrap?.close();
     if (this.#closed || !outcome) return;
     if ('error' in outcome) this.#failed(outcome.error);
-    else this.#installed(outcome.issued);
+    else this.#installed(outcome.issued, bootstrap);
   }
 
   /**
@@ -219,26 +242,27 @@ export class SvidManager implements SvidSource {
     }
   }
 
-  /** Ask the CA for an SVID and validate the answer; installs nothing. */
-  async #issue(renewing: boolean): Promise<Issued> {
+  /** Ask the CA for an SVID and validate the answer; installs nothing. `open` is a connection without identity to use. */
+  async #issue(renewing: boolean, open: CaApi | null): Promise<Issued> {
+    const keys = await this.#keyMaterial();
     const current = this.#svid;
-    const client = this.#connect(renewing && current ? { certChainPem: current.certChainPem, keyPem: this.#keyPem } : undefined);
+    const client = renewing && current ? this.#connect({ certChainPem: current.certChainPem, keyPem: keys.keyPem }) : (open ?? this.#connect());
     let res: IssuedSvidResponse;
     try {
       const token = renewing ? undefined : this.#token();
-      res = await this.#track(client, client.issue({ csr: this.#csr, token, ttlSeconds: this.#o.ttlSeconds, report: this.#report() }));
+      res = await this.#track(client, client.issue({ csr: keys.csr, token, ttlSeconds: this.#o.ttlSeconds, report: this.#report() }));
     } catch (e) {
       const err = toTollgateError(e);
       if (renewing && SVID_REFUSALS.has(err.code)) this.#svidRefused = true;
       throw err;
     } finally {
-      client.close();
+      if (client !== open) client.close();
     }
     if (!renewing && this.#o.attestation.kind === 'join') this.#joinTokenUsed = true;
-    return { ...this.#validate(res), attestation: renewing ? 'svid' : this.#o.attestation.kind };
+    return { ...this.#validate(res, keys), attestation: renewing ? 'svid' : this.#o.attestation.kind };
   }
 
-  #installed({ svid, root, attestation }: Issued): void {
+  #installed({ svid, root, attestation }: Issued, open: CaApi | null): void {
     const previous = this.#svid;
     this.#svid = svid;
     this.#svidRoot = root;
@@ -254,7 +278,9 @@ export class SvidManager implements SvidSource {
     if (this.#startWaiter) {
       this.#startWaiter.resolve();
       this.#startWaiter = null;
-      this.#watch();
+      this.#watch(open ?? this.#connect());
+    } else {
+      open?.close();
     }
   }
 
@@ -270,7 +296,7 @@ export class SvidManager implements SvidSource {
   }
 
   /** Check an IssueSVID answer: our key, the SPIFFE ID it claims, a chain to the current bundle. */
-  #validate(res: IssuedSvidResponse): { svid: Svid; root: Buffer } {
+  #validate(res: IssuedSvidResponse, keys: KeyMaterial): { svid: Svid; root: Buffer } {
     const bundle = this.#bundle;
     const [leaf, ...intermediates] = res.certChain;
     if (!bundle) throw new TollgateError('TG_INTERNAL', 'an SVID arrived before the trust bundle');
@@ -285,14 +311,14 @@ export class SvidManager implements SvidSource {
     if (verified.spiffeId.id !== res.spiffeId) {
       throw new TollgateError('TG_SVID_INVALID', `the CA said it issued ${res.spiffeId} but the certificate is for ${verified.spiffeId.id}; kept the current SVID`);
     }
-    if (!verified.leaf.spki.equals(this.#spki)) {
+    if (!verified.leaf.spki.equals(keys.spki)) {
       throw new TollgateError('TG_SVID_INVALID', 'the CA returned a certificate for a different public key than ours; kept the current SVID');
     }
     const svid: Svid = Object.freeze({
       spiffeId: verified.spiffeId.id,
       certChain: Object.freeze([...res.certChain]),
       certChainPem: certsToPem(res.certChain),
-      key: this.#key,
+      key: keys.key,
       notBefore: verified.leaf.notBefore,
       notAfter: verified.leaf.notAfter,
       serial: verified.leaf.serialHex.toLowerCase(),
@@ -339,9 +365,11 @@ export class SvidManager implements SvidSource {
     });
   }
 
-  #watch(): void {
-    if (this.#closed) return;
-    const client = this.#connect();
+  #watch(client: CaApi): void {
+    if (this.#closed) {
+      client.close();
+      return;
+    }
     this.#watchClient = client;
     this.#watchCancel = client.watchBundle(
       this.#report(),
@@ -358,7 +386,7 @@ export class SvidManager implements SvidSource {
         this.#log.log(e ? 'warn' : 'info', 'bundle watch ended; watching again', { ...(e ? { code: e.code, error: e.message } : {}), retry_in_ms: delay });
         this.#watchTimer = this.#clock.setTimer(delay, () => {
           this.#watchTimer = null;
-          this.#watch();
+          this.#watch(this.#connect());
         });
       },
     );
