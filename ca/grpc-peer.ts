@@ -31,13 +31,27 @@ export function peerAddress(call: { getPeer(): string }): string {
   return m ? m[1]! : body;
 }
 
+// What a connection presented is read once per connection: getPeerCertificate(true) builds objects
+// for every certificate and costs more than issuing a leaf. A connection's client chain cannot
+// change once renegotiation is off (TLS 1.3 has none; for TLS 1.2 we turn it off here).
+const connections = new WeakMap<TLSSocket, PeerInfo>();
+
+export function connectionPeer(socket: TLSSocket, call: { getPeer(): string }): PeerInfo {
+  let info = connections.get(socket);
+  if (!info) {
+    socket.disableRenegotiation();
+    info = Object.freeze({ address: peerAddress(call), chain: Object.freeze(peerCertificateChain(socket.getPeerCertificate(true), 5)) });
+    connections.set(socket, info);
+  }
+  return info;
+}
+
 export function peerInfo(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): PeerInfo {
-  const address = peerAddress(call);
   const socket = findSocket(call);
   if (!socket) {
     const auth = call.getAuthContext?.();
     const raw = auth?.sslPeerCertificate?.raw;
-    return { address, chain: raw ? [raw] : [] };
+    return { address: peerAddress(call), chain: raw ? [raw] : [] };
   }
-  return { address, chain: peerCertificateChain(socket.getPeerCertificate(true), 5) };
+  return connectionPeer(socket, call);
 }

@@ -40,6 +40,8 @@ export async function startCaGrpcServer(options: {
     'grpc.max_send_message_length': 1024 * 1024,
     'grpc.max_concurrent_streams': 1000,
     'grpc.keepalive_time_ms': 60_000,
+    // channelz bookkeeping costs every call; nothing here reads it.
+    'grpc.enable_channelz': 0,
   });
   const watchers = new Set<grpc.ServerWritableStream<GetBundleRequestMsg, BundleMsg>>();
 

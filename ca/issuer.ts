@@ -2,7 +2,7 @@
 // past the issuing intermediate's notAfter.
 import type { Clock } from '../pki/clock.ts';
 import { TollgateError } from '../pki/errors.ts';
-import { LeafTemplate } from '../pki/svid-template.ts';
+import { LeafTemplate, type IssuedLeaf, type LeafRequest } from '../pki/svid-template.ts';
 import type { Authority } from './authority.ts';
 
 export interface IssuancePolicy {
@@ -27,6 +27,12 @@ export interface IssuedSvid {
   readonly serialHex: string;
   readonly notBefore: number;
   readonly notAfter: number;
+}
+
+export interface IssueOptions {
+  readonly spki: Buffer;
+  readonly spiffeId: string;
+  readonly ttlSeconds?: number | undefined;
 }
 
 export class SvidIssuer {
@@ -58,7 +64,12 @@ export class SvidIssuer {
     return Math.min(requestedSeconds, this.policy.maxTtlSeconds);
   }
 
-  issue(options: { spki: Buffer; spiffeId: string; ttlSeconds?: number | undefined }): IssuedSvid {
+  issue(options: IssueOptions): IssuedSvid {
+    const plan = this.#plan(options);
+    return this.#result(plan, this.#template.issue(plan));
+  }
+
+  #plan(options: IssueOptions): LeafRequest {
     const now = this.#clock.now();
     const ttl = this.ttlFor(options.ttlSeconds);
     const notAfter = Math.min(now + ttl * 1000, this.#template.issuerNotAfter);
@@ -66,13 +77,16 @@ export class SvidIssuer {
       throw new TollgateError('TG_AUTHORITY_EXPIRED', 'the intermediate expires too soon to issue from; rotate it with `tollgate ca rotate intermediate`');
     }
     const notBefore = Math.max(now - this.policy.backdateMs, this.#template.issuerNotBefore);
-    const leaf = this.#template.issue({ spki: options.spki, spiffeId: options.spiffeId, notBefore, notAfter });
+    return { spki: options.spki, spiffeId: options.spiffeId, notBefore, notAfter };
+  }
+
+  #result(plan: LeafRequest, leaf: IssuedLeaf): IssuedSvid {
     return {
-      spiffeId: options.spiffeId,
+      spiffeId: plan.spiffeId,
       chain: [leaf.der, this.#intermediate.certificate],
       serialHex: leaf.serialHex,
-      notBefore: Math.floor(notBefore / 1000) * 1000,
-      notAfter: Math.floor(notAfter / 1000) * 1000,
+      notBefore: Math.floor(plan.notBefore / 1000) * 1000,
+      notAfter: Math.floor(plan.notAfter / 1000) * 1000,
     };
   }
 }

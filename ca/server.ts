@@ -72,6 +72,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
         trustDomain: td,
         roots: () => service.bundle.roots,
         intermediates: () => [service.issuer.intermediate.certificate],
+        bundleVersion: () => service.bundle.version,
       },
     }),
   );

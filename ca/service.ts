@@ -1,6 +1,6 @@
 // The CA's decisions, independent of the transport: rate limits, attestation, CSR check, issuance,
 // audit and metrics. ca/grpc-server.ts adapts gRPC calls to this.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Clock } from '../pki/clock.ts';
 import { parseCsr, MAX_CSR_BYTES, type VerifiedCsr } from '../pki/csr.ts';
 import { TollgateError, toTollgateError } from '../pki/errors.ts';
@@ -206,7 +206,7 @@ export class CaService {
   }
 
   #verifyCsr(der: Buffer): VerifiedCsr {
-    const key = createHash('sha256').update(der).digest('base64');
+    const key = hash('sha256', der, 'base64');
     const hit = this.#csrCache.get(key);
     if (hit) return hit;
     const csr = parseCsr(der);

@@ -28,8 +28,12 @@ export function encodeLength(n: number): Buffer {
 }
 
 export function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = content.length === 1 ? content[0]! : Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), encodeLength(body.length), body]);
+  let len = 0;
+  for (const c of content) len += c.length;
+  const out = Buffer.allocUnsafe(headerLength(len) + len);
+  let off = writeHeader(out, 0, tag, len);
+  for (const c of content) off += c.copy(out, off);
+  return out;
 }
 
 export function encodeOid(oid: string): Buffer {
@@ -118,14 +122,78 @@ export function whole(buf: Buffer, e: Element): Buffer {
   return buf.subarray(e.offset, e.end);
 }
 
-/** Encode a Date as UTCTime before 2050 and GeneralizedTime from 2050, as RFC 5280 requires. */
-export function encodeTime(ms: number): Buffer {
+/** Bytes of a tag and length header for `len` content bytes. */
+export function headerLength(len: number): number {
+  return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : 5;
+}
+
+/** Write a tag and length header at `off`; returns the offset just past it. */
+export function writeHeader(buf: Buffer, off: number, tag: number, len: number): number {
+  buf[off++] = tag;
+  if (len < 0x80) {
+    buf[off++] = len;
+  } else if (len < 0x100) {
+    buf[off++] = 0x81;
+    buf[off++] = len;
+  } else if (len < 0x10000) {
+    buf[off++] = 0x82;
+    buf[off++] = len >> 8;
+    buf[off++] = len & 0xff;
+  } else if (len < 0x1000000) {
+    buf[off++] = 0x83;
+    buf[off++] = len >> 16;
+    buf[off++] = (len >> 8) & 0xff;
+    buf[off++] = len & 0xff;
+  } else {
+    throw new RangeError('DER length too large');
+  }
+  return off;
+}
+
+/** RFC 5280: UTCTime for 1950..2049, GeneralizedTime otherwise. */
+function isUtcTimeYear(year: number): boolean {
+  return year >= 1950 && year < 2050;
+}
+
+/** Bytes encodeTime/writeTime produce for `ms` (header included). */
+export function timeLength(ms: number): number {
+  return isUtcTimeYear(new Date(ms).getUTCFullYear()) ? 15 : 17;
+}
+
+function two(buf: Buffer, off: number, v: number): number {
+  buf[off] = 0x30 + ((v / 10) | 0);
+  buf[off + 1] = 0x30 + (v % 10);
+  return off + 2;
+}
+
+/** Write `ms` (whole seconds, rounded down) as UTCTime or GeneralizedTime at `off`; returns the offset past it. */
+export function writeTime(buf: Buffer, off: number, ms: number): number {
   const d = new Date(Math.floor(ms / 1000) * 1000);
-  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
-  const digits = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
   const year = d.getUTCFullYear();
-  if (year >= 1950 && year < 2050) return tlv(Tag.UTC_TIME, Buffer.from(`${digits.slice(2)}Z`, 'ascii'));
-  return tlv(Tag.GENERALIZED_TIME, Buffer.from(`${digits}Z`, 'ascii'));
+  if (!(year >= 0 && year <= 9999)) throw new RangeError(`cannot encode year ${year} as a DER time`);
+  if (isUtcTimeYear(year)) {
+    buf[off++] = Tag.UTC_TIME;
+    buf[off++] = 13;
+  } else {
+    buf[off++] = Tag.GENERALIZED_TIME;
+    buf[off++] = 15;
+    off = two(buf, off, (year / 100) | 0);
+  }
+  off = two(buf, off, year % 100);
+  off = two(buf, off, d.getUTCMonth() + 1);
+  off = two(buf, off, d.getUTCDate());
+  off = two(buf, off, d.getUTCHours());
+  off = two(buf, off, d.getUTCMinutes());
+  off = two(buf, off, d.getUTCSeconds());
+  buf[off++] = 0x5a; // 'Z'
+  return off;
+}
+
+/** Encode a time as UTCTime before 2050 and GeneralizedTime from 2050, as RFC 5280 requires. */
+export function encodeTime(ms: number): Buffer {
+  const out = Buffer.allocUnsafe(timeLength(ms));
+  writeTime(out, 0, ms);
+  return out;
 }
 
 export function decodeTime(buf: Buffer, e: Element, code: ErrorCode = 'TG_CERT_INVALID'): number {

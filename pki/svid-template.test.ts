@@ -1,12 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync, sign } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createCsr, parseCsr } from './csr.ts';
+import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
+import { certsToPem } from './pem.ts';
 import { TollgateError } from './errors.ts';
 import { LeafTemplate, newSerial } from './svid-template.ts';
 import { checkLeafProfile, verifySvidChain } from './svid-validate.ts';
 import { p256, testChain } from './test-chain.ts';
-import { parseCertificate, authorityKeyId, subjectKeyId, keyIdentifier } from './x509.ts';
+import { Oid, parseCertificate, authorityKeyId, subjectKeyId, keyIdentifier } from './x509.ts';
 
 const chain = testChain();
 const template = new LeafTemplate({ issuerCertificate: chain.intermediate, issuerKey: chain.intermediateKey.key });
@@ -76,3 +82,105 @@ for (const [name, make, code] of csrRejects) {
     assert.throws(() => parseCsr(make()), (e: unknown) => e instanceof TollgateError && e.code === code);
   });
 }
+
+// The builder LeafTemplate had before it wrote by offsets: nested tlv() calls. The template must
+// produce exactly these bytes for the same inputs.
+function referenceTbs(issuerCertificate: Buffer, r: { spki: Buffer; spiffeId: string; notBefore: number; notAfter: number; serial: Buffer }): Buffer {
+  const ext = (oid: string, critical: boolean, value: Buffer): Buffer =>
+    critical ? tlv(Tag.SEQUENCE, encodeOid(oid), Buffer.from([1, 1, 0xff]), tlv(Tag.OCTET_STRING, value)) : tlv(Tag.SEQUENCE, encodeOid(oid), tlv(Tag.OCTET_STRING, value));
+  const issuer = parseCertificate(issuerCertificate);
+  const fixed = Buffer.concat([
+    ext(Oid.basicConstraints, true, Buffer.from([0x30, 0x00])),
+    ext(Oid.keyUsage, true, Buffer.from([0x03, 0x02, 0x07, 0x80])),
+    ext(Oid.extKeyUsage, false, tlv(Tag.SEQUENCE, encodeOid(Oid.serverAuth), encodeOid(Oid.clientAuth))),
+  ]);
+  const san = ext(Oid.subjectAltName, true, tlv(Tag.SEQUENCE, tlv(0x86, Buffer.from(r.spiffeId, 'ascii'))));
+  const ski = Buffer.concat([Buffer.from([0x30, 0x1d]), encodeOid(Oid.subjectKeyId), Buffer.from([0x04, 0x16, 0x04, 0x14]), keyIdentifier(r.spki)]);
+  const aki = ext(Oid.authorityKeyId, false, tlv(Tag.SEQUENCE, tlv(0x80, subjectKeyId(issuer) ?? keyIdentifier(issuer.spki))));
+  return tlv(
+    Tag.SEQUENCE,
+    Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]),
+    tlv(Tag.INTEGER, Buffer.from([0]), r.serial),
+    tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256)),
+    issuer.subject,
+    tlv(Tag.SEQUENCE, encodeTime(r.notBefore), encodeTime(r.notAfter)),
+    Buffer.from([0x30, 0x00]),
+    r.spki,
+    tlv(Tag.CTX3, tlv(Tag.SEQUENCE, fixed, san, ski, aki)),
+  );
+}
+
+test('the template writes the same bytes as the previous builder (IDs, dates, key types)', () => {
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'der', type: 'spki' });
+  const keys = [p256().spki, p256().spki, p384];
+  // ID lengths around every DER length-encoding boundary of the SAN's nested elements, up to the
+  // 2048-byte maximum of a SPIFFE ID.
+  const ids = [22, 100, 110, 120, 126, 127, 128, 129, 240, 250, 256, 300, 1000, 2048].map((n) => `spiffe://example.org/${'a'.repeat(n - 21)}`);
+  const times = [
+    [chain.now - 30_000, chain.now + 3600_000],
+    [chain.now - 30_500, chain.now + 3600_999], // same seconds: the cached validity must still be right
+    [chain.now, chain.now + 86_400_000],
+  ];
+  for (const spki of keys) {
+    for (const spiffeId of ids) {
+      for (const [notBefore, notAfter] of times) {
+        const serial = newSerial();
+        const leaf = template.issue({ spki, spiffeId, notBefore: notBefore!, notAfter: notAfter!, serial });
+        const parsed = parseCertificate(leaf.der);
+        assert.deepEqual(parsed.tbs, referenceTbs(chain.intermediate, { spki, spiffeId, notBefore: notBefore!, notAfter: notAfter!, serial }), `${spiffeId.length} bytes`);
+        const sig = parsed.signatureBits.subarray(1);
+        assert.deepEqual(leaf.der, tlv(Tag.SEQUENCE, parsed.tbs, tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256)), tlv(Tag.BIT_STRING, Buffer.from([0]), sig)));
+        assert.equal(leaf.serialHex, serial.toString('hex'));
+      }
+    }
+  }
+  // GeneralizedTime (2050 on) and a validity that straddles the switch.
+  const far = Date.UTC(2050, 0, 1, 0, 0, 30);
+  const c = testChain('example.org', far);
+  const t = new LeafTemplate({ issuerCertificate: c.intermediate, issuerKey: c.intermediateKey.key });
+  for (const [nb, na] of [[far - 60_000, far + 1000], [far, far + 3600_000]]) {
+    const serial = newSerial();
+    const r = { spki: keys[0]!, spiffeId: 'spiffe://example.org/ns/a/sa/b', notBefore: nb!, notAfter: na!, serial };
+    assert.deepEqual(parseCertificate(t.issue(r).der).tbs, referenceTbs(c.intermediate, r));
+  }
+});
+
+test('leaves do not share memory: a later leaf leaves an earlier one intact', () => {
+  const a = template.issue({ spki: p256().spki, spiffeId: 'spiffe://example.org/a', notBefore: chain.now, notAfter: chain.now + 1000 });
+  const copy = Buffer.from(a.der);
+  template.issue({ spki: p256().spki, spiffeId: 'spiffe://example.org/b', notBefore: chain.now + 5000, notAfter: chain.now + 9000 });
+  assert.deepEqual(a.der, copy);
+  assert.ok(new X509Certificate(a.der).verify(new X509Certificate(chain.intermediate).publicKey));
+});
+
+test('openssl accepts template leaves for client and server use, with every profile item', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-template-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'root.pem'), certsToPem([chain.root]));
+  writeFileSync(join(dir, 'inter.pem'), certsToPem([chain.intermediate]));
+  for (const spiffeId of ['spiffe://example.org/ns/shop/sa/web', `spiffe://example.org/${'x'.repeat(2027)}`]) {
+    const leaf = template.issue({ spki: p256().spki, spiffeId, notBefore: chain.now - 30_000, notAfter: chain.now + 3600_000 });
+    writeFileSync(join(dir, 'leaf.pem'), certsToPem([leaf.der]));
+    for (const purpose of ['sslclient', 'sslserver']) {
+      const v = spawnSync('openssl', ['verify', '-attime', String(Math.floor(chain.now / 1000)), '-purpose', purpose, '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'inter.pem'), join(dir, 'leaf.pem')], { encoding: 'utf8' });
+      assert.equal(v.status, 0, v.stdout + v.stderr);
+      assert.match(v.stdout, /leaf\.pem: OK/);
+    }
+    const text = spawnSync('openssl', ['x509', '-in', join(dir, 'leaf.pem'), '-noout', '-text'], { encoding: 'utf8' }).stdout;
+    assert.match(text, /X509v3 Subject Alternative Name: critical\s+URI:spiffe:\/\/example\.org\//);
+    assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature\n/);
+    assert.match(text, /X509v3 Basic Constraints: critical\s+CA:FALSE/);
+    assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+    assert.match(text, /X509v3 Subject Key Identifier/);
+    assert.match(text, /X509v3 Authority Key Identifier/);
+  }
+});
+
+test('a CSR whose key is not a point on P-256 is refused', () => {
+  const k = p256();
+  const bad = Buffer.from(k.spki);
+  bad[bad.length - 1]! ^= 1; // Y no longer matches X
+  const info = tlv(Tag.SEQUENCE, Buffer.from([0x02, 0x01, 0x00]), Buffer.from([0x30, 0x00]), bad, Buffer.from([0xa0, 0x00]));
+  const csr = tlv(Tag.SEQUENCE, info, tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256)), tlv(Tag.BIT_STRING, Buffer.from([0]), sign('sha256', info, k.key)));
+  assert.throws(() => parseCsr(csr), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CSR_INVALID' && /not a valid P-256 point/.test(e.message));
+});

@@ -1,11 +1,13 @@
-// Leaf X.509-SVIDs built by splicing a precomputed DER template and signing with node:crypto.
-// @peculiar/x509 builds ~580 certs/s here; this path is bounded by one ECDSA signature per leaf.
+// Leaf X.509-SVIDs written by offsets into one preallocated buffer and signed with node:crypto.
+// @peculiar/x509 builds ~580 certs/s here; this path is bounded by one ECDSA signature per leaf, so
+// everything else is kept off the heap: constant parts are encoded once per issuer, the variable
+// ones (serial, validity, SPKI, SAN, SKI) are written in place, and lengths are computed, not built.
 // Building a credential is kept apart from validating one (pki/svid-validate.ts), as SPIRE does.
-import { randomBytes, sign, type KeyObject } from 'node:crypto';
-import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
+import { hash, randomFillSync, sign, type KeyObject } from 'node:crypto';
+import { Tag, encodeOid, headerLength, timeLength, tlv, writeHeader, writeTime } from './der.ts';
 import { TollgateError } from './errors.ts';
 import { parseWorkloadId } from './spiffe-id.ts';
-import { Oid, keyIdentifier, parseCertificate, subjectKeyId } from './x509.ts';
+import { Oid, P256_SPKI_PREFIX, isP256Spki, keyIdentifier, parseCertificate, subjectKeyId } from './x509.ts';
 
 const VERSION_3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 const ECDSA_SHA256 = tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256));
@@ -24,6 +26,11 @@ const FIXED_EXTENSIONS = Buffer.concat([
   extension(Oid.extKeyUsage, false, tlv(Tag.SEQUENCE, encodeOid(Oid.serverAuth), encodeOid(Oid.clientAuth))),
 ]);
 const SKI_PREFIX = Buffer.concat([Buffer.from([0x30, 0x1d]), encodeOid(Oid.subjectKeyId), Buffer.from([0x04, 0x16, 0x04, 0x14])]);
+const SKI_EXT_LENGTH = SKI_PREFIX.length + 20;
+// subjectAltName OID then critical=TRUE: the SAN is critical because the subject is empty
+// (RFC 5280 4.2.1.6, SPIFFE X509-SVID 4.1).
+const SAN_HEAD = Buffer.concat([encodeOid(Oid.subjectAltName), CRITICAL]);
+const SERIAL_HEAD = Buffer.from([Tag.INTEGER, 0x11, 0x00]);
 
 export interface LeafRequest {
   /** DER SubjectPublicKeyInfo of the workload key (already verified from its CSR). */
@@ -42,53 +49,165 @@ export interface IssuedLeaf {
 
 /** 128-bit positive serial: DER INTEGER 0x00 + 16 bytes with the top bit set, so its length is fixed. */
 export function newSerial(): Buffer {
-  const b = randomBytes(16);
+  const b = Buffer.allocUnsafe(16);
+  randomFillSync(b);
   b[0]! |= 0x80;
   return b;
 }
 
+/** RFC 5280 method-1 key identifier, without parsing when the SPKI is the fixed P-256 form. */
+function subjectKeyIdentifier(spki: Buffer): Buffer {
+  return isP256Spki(spki) ? hash('sha1', spki.subarray(P256_SPKI_PREFIX.length), 'buffer') : keyIdentifier(spki);
+}
+
+/** A small map that forgets everything when full: for values that are cheap to recompute. */
+class BoundedMemo<V> {
+  readonly #map = new Map<string, V>();
+  constructor(readonly max: number) {}
+  get(key: string, make: () => V): V {
+    let v = this.#map.get(key);
+    if (v === undefined) {
+      v = make();
+      if (this.#map.size >= this.max) this.#map.clear();
+      this.#map.set(key, v);
+    }
+    return v;
+  }
+}
+
+const SERIAL_POOL_BYTES = 16 * 256;
+const MEMO_ENTRIES = 4096;
+const SCRATCH_BYTES = 4096;
+
 export class LeafTemplate {
-  readonly #issuerName: Buffer;
-  readonly #akiExt: Buffer;
   readonly #key: KeyObject;
+  /** version, serial header: the bytes before the serial. */
+  readonly #head = Buffer.concat([VERSION_3, SERIAL_HEAD]);
+  /** signature algorithm and issuer name: the bytes between serial and validity. */
+  readonly #mid: Buffer;
+  /** authorityKeyIdentifier, the last extension. */
+  readonly #akiExt: Buffer;
+  readonly #fixedExtLength: number;
+  #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  readonly #serials = Buffer.allocUnsafe(SERIAL_POOL_BYTES);
+  #serialAt = SERIAL_POOL_BYTES;
+  // Renewals repeat the same few thousand IDs and keys: the checked SPIFFE IDs and the SHA-1 key
+  // identifiers are remembered (by content), and so is the encoded validity of the current second.
+  readonly #validIds = new BoundedMemo<true>(MEMO_ENTRIES);
+  readonly #keyIds = new BoundedMemo<Buffer>(MEMO_ENTRIES);
+  #validity = { notBefore: NaN, notAfter: NaN, der: Buffer.alloc(0) };
   readonly issuerNotAfter: number;
   readonly issuerNotBefore: number;
 
   constructor(options: { issuerCertificate: Buffer; issuerKey: KeyObject }) {
     const issuer = parseCertificate(options.issuerCertificate);
-    this.#issuerName = issuer.subject;
     const kid = subjectKeyId(issuer) ?? keyIdentifier(issuer.spki);
     this.#akiExt = extension(Oid.authorityKeyId, false, tlv(Tag.SEQUENCE, tlv(0x80, kid)));
+    this.#mid = Buffer.concat([ECDSA_SHA256, issuer.subject]);
+    this.#fixedExtLength = FIXED_EXTENSIONS.length + SKI_EXT_LENGTH + this.#akiExt.length;
     this.#key = options.issuerKey;
     this.issuerNotAfter = issuer.notAfter;
     this.issuerNotBefore = issuer.notBefore;
   }
 
+  #checkId(id: string): void {
+    this.#validIds.get(id, () => {
+      parseWorkloadId(id); // throws on anything but a strict workload SPIFFE ID (so ASCII only)
+      return true;
+    });
+  }
+
+  /** Validity ::= SEQUENCE { notBefore, notAfter } at whole seconds, re-encoded when either changes. */
+  #validityDer(notBefore: number, notAfter: number): Buffer {
+    const nb = Math.floor(notBefore / 1000);
+    const na = Math.floor(notAfter / 1000);
+    const v = this.#validity;
+    if (v.notBefore === nb && v.notAfter === na) return v.der;
+    const body = timeLength(notBefore) + timeLength(notAfter);
+    const der = Buffer.allocUnsafe(headerLength(body) + body);
+    writeTime(der, writeTime(der, writeHeader(der, 0, Tag.SEQUENCE, body), notBefore), notAfter);
+    this.#validity = { notBefore: nb, notAfter: na, der };
+    return der;
+  }
+
+  #nextSerial(): Buffer {
+    if (this.#serialAt + 16 > SERIAL_POOL_BYTES) {
+      // One CSPRNG call per 256 serials; a serial is copied into its leaf before the pool is reused.
+      randomFillSync(this.#serials);
+      this.#serialAt = 0;
+    }
+    const s = this.#serials.subarray(this.#serialAt, this.#serialAt + 16);
+    this.#serialAt += 16;
+    s[0]! |= 0x80;
+    return s;
+  }
+
+  /** Build and sign a leaf on this thread. */
   issue(req: LeafRequest): IssuedLeaf {
-    parseWorkloadId(req.spiffeId);
+    const { tbs, serialHex } = this.#writeTbs(req);
+    return { der: assemble(tbs, sign('sha256', tbs, this.#key)), serialHex };
+  }
+
+  /** The TBSCertificate of a leaf, written into the scratch buffer (valid until the next call). */
+  #writeTbs(req: LeafRequest): { tbs: Buffer; serialHex: string } {
+    this.#checkId(req.spiffeId);
     if (req.notAfter > this.issuerNotAfter) {
       throw new TollgateError('TG_AUTHORITY_EXPIRED', 'a leaf may not outlive its issuer: notAfter is past the intermediate\'s notAfter');
     }
     if (req.notAfter <= req.notBefore) throw new TollgateError('TG_TTL_INVALID', 'notAfter must be after notBefore');
-    const serial = req.serial ?? newSerial();
+    const serial = req.serial ?? this.#nextSerial();
     if (serial.length !== 16 || (serial[0]! & 0x80) === 0) throw new TollgateError('TG_INTERNAL', 'serial must be 16 bytes with the top bit set');
-    const uri = Buffer.from(req.spiffeId, 'ascii');
-    // Subject is empty, so the SAN extension is critical (RFC 5280 4.2.1.6, SPIFFE X509-SVID 4.1).
-    const san = extension(Oid.subjectAltName, true, tlv(Tag.SEQUENCE, tlv(0x86, uri)));
-    const ski = Buffer.concat([SKI_PREFIX, keyIdentifier(req.spki)]);
-    const tbs = tlv(
-      Tag.SEQUENCE,
-      VERSION_3,
-      tlv(Tag.INTEGER, Buffer.from([0]), serial),
-      ECDSA_SHA256,
-      this.#issuerName,
-      tlv(Tag.SEQUENCE, encodeTime(req.notBefore), encodeTime(req.notAfter)),
-      EMPTY_NAME,
-      req.spki,
-      tlv(Tag.CTX3, tlv(Tag.SEQUENCE, FIXED_EXTENSIONS, san, ski, this.#akiExt)),
-    );
-    const sig = sign('sha256', tbs, this.#key);
-    const der = tlv(Tag.SEQUENCE, tbs, ECDSA_SHA256, tlv(Tag.BIT_STRING, Buffer.from([0]), sig));
-    return { der, serialHex: serial.toString('hex') };
+    const { spki, spiffeId } = req;
+
+    // Lengths, innermost first.
+    const uriLen = spiffeId.length; // ASCII: checked by parseWorkloadId
+    const gnLen = headerLength(uriLen) + uriLen;
+    const sanSeqLen = headerLength(gnLen) + gnLen;
+    const sanOctLen = headerLength(sanSeqLen) + sanSeqLen;
+    const sanBody = SAN_HEAD.length + sanOctLen;
+    const extsBody = this.#fixedExtLength + headerLength(sanBody) + sanBody;
+    const extsLen = headerLength(extsBody) + extsBody;
+    const validity = this.#validityDer(req.notBefore, req.notAfter);
+    const keyId = this.#keyIds.get(spki.toString('latin1'), () => subjectKeyIdentifier(spki));
+    const tbsBody = this.#head.length + 16 + this.#mid.length + validity.length + EMPTY_NAME.length + spki.length + headerLength(extsLen) + extsLen;
+    const tbsLen = headerLength(tbsBody) + tbsBody;
+    if (this.#scratch.length < tbsLen) this.#scratch = Buffer.allocUnsafe(tbsLen);
+    const b = this.#scratch;
+
+    let o = writeHeader(b, 0, Tag.SEQUENCE, tbsBody);
+    o += this.#head.copy(b, o);
+    o += serial.copy(b, o);
+    o += this.#mid.copy(b, o);
+    o += validity.copy(b, o);
+    o += EMPTY_NAME.copy(b, o);
+    o += spki.copy(b, o);
+    o = writeHeader(b, o, Tag.CTX3, extsLen);
+    o = writeHeader(b, o, Tag.SEQUENCE, extsBody);
+    o += FIXED_EXTENSIONS.copy(b, o);
+    o = writeHeader(b, o, Tag.SEQUENCE, sanBody);
+    o += SAN_HEAD.copy(b, o);
+    o = writeHeader(b, o, Tag.OCTET_STRING, sanSeqLen);
+    o = writeHeader(b, o, Tag.SEQUENCE, gnLen);
+    o = writeHeader(b, o, 0x86, uriLen);
+    o += b.write(spiffeId, o, 'latin1');
+    o += SKI_PREFIX.copy(b, o);
+    o += keyId.copy(b, o);
+    o += this.#akiExt.copy(b, o);
+    if (o !== tbsLen) throw new TollgateError('TG_INTERNAL', `leaf template wrote ${o} bytes, expected ${tbsLen}`);
+    return { tbs: b.subarray(0, tbsLen), serialHex: serial.toString('hex') };
   }
+}
+
+/** Certificate ::= SEQUENCE { tbs, ecdsa-with-SHA256, BIT STRING signature }, in one allocation. */
+function assemble(tbs: Buffer, sig: Buffer): Buffer {
+  const bitsLen = sig.length + 1;
+  const certBody = tbs.length + ECDSA_SHA256.length + headerLength(bitsLen) + bitsLen;
+  const der = Buffer.allocUnsafe(headerLength(certBody) + certBody);
+  let d = writeHeader(der, 0, Tag.SEQUENCE, certBody);
+  d += tbs.copy(der, d);
+  d += ECDSA_SHA256.copy(der, d);
+  d = writeHeader(der, d, Tag.BIT_STRING, bitsLen);
+  der[d++] = 0;
+  sig.copy(der, d);
+  return der;
 }

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate, generateKeyPairSync, sign } from 'node:crypto';
+import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
 import { TollgateError } from './errors.ts';
-import { checkLeafProfile, verifySvidChain } from './svid-validate.ts';
+import { checkLeafProfile, signedBy, verifySvidChain } from './svid-validate.ts';
 import { leafFrom, testChain, buildCert, p256 } from './test-chain.ts';
 import { parseCertificate, Oid } from './x509.ts';
 
@@ -67,4 +69,52 @@ test('chain rejects a leaf signed by a non-CA certificate', () => {
   const fakeIssuer = buildCert({ subject: 'Fake', issuerName: 'Test Intermediate', issuerKey: chain.intermediateKey.key, issuerSpki: chain.intermediateKey.spki, spki: notCa.spki, notBefore: now - 1000, notAfter: now + 3600_000, ca: false, uris: ['spiffe://example.org/fake'] });
   const leaf = buildCert({ issuerName: 'Fake', issuerKey: notCa.key, issuerSpki: notCa.spki, spki: p256().spki, notBefore: now - 1000, notAfter: now + 1000_000, ca: false, uris: ['spiffe://example.org/a'] });
   assert.throws(() => verifySvidChain({ leaf, intermediates: [fakeIssuer, chain.intermediate], roots: [chain.root], now }), (e: unknown) => e instanceof TollgateError && /not a CA/.test(e.message));
+});
+
+// signedBy checks ECDSA signatures with node:crypto on the TBS bytes; it must agree with OpenSSL's
+// X509_verify (X509Certificate.verify), including its algorithm-match rule.
+function withOuterAlg(der: Buffer, alg: Buffer): Buffer {
+  const p = parseCertificate(der);
+  return tlv(Tag.SEQUENCE, p.tbs, alg, tlv(Tag.BIT_STRING, p.signatureBits));
+}
+
+test('signedBy agrees with OpenSSL on good, tampered and mislabelled signatures', () => {
+  const inter = parseCertificate(chain.intermediate);
+  const interKey = new X509Certificate(chain.intermediate).publicKey;
+  const good = leafFrom(chain);
+  const tampered = Buffer.from(good);
+  tampered[tampered.length - 5]! ^= 0x40;
+  const sha384Label = withOuterAlg(good, tlv(Tag.SEQUENCE, encodeOid('1.2.840.10045.4.3.3')));
+  const unusedBits = (() => {
+    const p = parseCertificate(good);
+    const bits = Buffer.from(p.signatureBits);
+    bits[0] = 1;
+    return tlv(Tag.SEQUENCE, p.tbs, p.signatureAlgorithm, tlv(Tag.BIT_STRING, bits));
+  })();
+  for (const [name, der, want] of [['good', good, true], ['tampered', tampered, false], ['outer algorithm differs', sha384Label, false], ['unused bits', unusedBits, false]] as const) {
+    assert.equal(signedBy(parseCertificate(der), inter), want, name);
+    let openssl = false;
+    try {
+      openssl = new X509Certificate(der).verify(interKey);
+    } catch {
+      openssl = false;
+    }
+    assert.equal(openssl, want, `openssl: ${name}`);
+  }
+  assert.equal(signedBy(parseCertificate(good), parseCertificate(chain.root)), false, 'issuer name differs');
+});
+
+test('signedBy falls back to OpenSSL for algorithms other than ECDSA (Ed25519 issuer)', () => {
+  const ed = generateKeyPairSync('ed25519');
+  const edSpki = ed.publicKey.export({ format: 'der', type: 'spki' });
+  const issuer = buildCert({ subject: 'Ed Issuer', issuerName: 'Test Root', issuerKey: chain.rootKey.key, issuerSpki: chain.rootKey.spki, spki: edSpki, notBefore: now - 1000, notAfter: now + 3600_000, ca: true, keyUsage: [0x01, 0x06] });
+  const ed25519 = tlv(Tag.SEQUENCE, encodeOid('1.3.101.112'));
+  const name = tlv(Tag.SEQUENCE, tlv(Tag.SET, tlv(Tag.SEQUENCE, encodeOid('2.5.4.3'), tlv(Tag.UTF8_STRING, Buffer.from('Ed Issuer')))));
+  const tbs = tlv(Tag.SEQUENCE, Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]), tlv(Tag.INTEGER, Buffer.from([7])), ed25519, name,
+    tlv(Tag.SEQUENCE, encodeTime(now - 1000), encodeTime(now + 1000)), Buffer.from([0x30, 0]), p256().spki);
+  const child = tlv(Tag.SEQUENCE, tbs, ed25519, tlv(Tag.BIT_STRING, Buffer.from([0]), sign(null, tbs, ed.privateKey)));
+  assert.equal(signedBy(parseCertificate(child), parseCertificate(issuer)), true);
+  const bad = Buffer.from(child);
+  bad[bad.length - 1]! ^= 1;
+  assert.equal(signedBy(parseCertificate(bad), parseCertificate(issuer)), false);
 });

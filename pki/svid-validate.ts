@@ -1,7 +1,7 @@
 // Validation of X.509-SVIDs (SPIFFE X509-SVID spec) and their chains. The CA checks what it issues
 // and what renewing clients present with these; the sidecar checks every peer leaf with
 // checkLeafProfile after OpenSSL's chain check, because OpenSSL alone accepts e.g. a cA=true leaf.
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { TollgateError } from './errors.ts';
 import { parseSpiffeId, parseWorkloadId, type SpiffeId } from './spiffe-id.ts';
 import {
@@ -118,9 +118,40 @@ export interface VerifiedChain {
 
 const MAX_DEPTH = 5;
 
-function signedBy(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
+// ECDSA signature algorithms (RFC 5758: no parameters), checked with node:crypto on the TBS bytes we
+// already hold. Anything else goes through X509Certificate, which is ~10x slower per call.
+const ECDSA_HASH = new Map<string, string>([
+  ['300a06082a8648ce3d040302', 'sha256'],
+  ['300a06082a8648ce3d040303', 'sha384'],
+  ['300a06082a8648ce3d040304', 'sha512'],
+]);
+
+// Issuer public keys by SPKI bytes: importing one costs ~200 µs, and a CA or sidecar sees few issuers.
+const issuerKeys = new Map<string, KeyObject>();
+const MAX_ISSUER_KEYS = 256;
+
+function issuerKey(spki: Buffer): KeyObject {
+  const k = spki.toString('latin1');
+  let key = issuerKeys.get(k);
+  if (!key) {
+    key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    if (issuerKeys.size >= MAX_ISSUER_KEYS) issuerKeys.delete(issuerKeys.keys().next().value as string);
+    issuerKeys.set(k, key);
+  }
+  return key;
+}
+
+/** True when `issuer`'s key signed `child` (names match, algorithms agree, signature verifies). */
+export function signedBy(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
   if (!child.issuer.equals(issuer.subject)) return false;
+  // As OpenSSL's X509_verify: the outer algorithm must equal the one the TBS commits to.
+  if (!child.signatureAlgorithm.equals(child.tbsSignatureAlgorithm)) return false;
+  const hashName = ECDSA_HASH.get(child.signatureAlgorithm.toString('hex'));
   try {
+    if (hashName) {
+      if (child.signatureBits[0] !== 0) return false; // unused bits in a signature: malformed
+      return verify(hashName, child.tbs, issuerKey(issuer.spki), child.signatureBits.subarray(1));
+    }
     return new X509Certificate(child.der).verify(new X509Certificate(issuer.der).publicKey);
   } catch {
     return false;

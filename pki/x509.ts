@@ -39,6 +39,11 @@ export interface ParsedCertificate {
   readonly spki: Buffer;
   readonly extensions: ReadonlyMap<string, Extension>;
   readonly duplicateExtension: boolean;
+  /** The outer signatureAlgorithm (whole DER element) and the one inside the TBS, which must match. */
+  readonly signatureAlgorithm: Buffer;
+  readonly tbsSignatureAlgorithm: Buffer;
+  /** Contents of the signature BIT STRING, its unused-bits byte first. */
+  readonly signatureBits: Buffer;
 }
 
 export function parseCertificate(der: Buffer): ParsedCertificate {
@@ -57,7 +62,7 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
     i = 1;
   }
   const serial = expectTag(f[i], Tag.INTEGER, 'serialNumber');
-  expectTag(f[i + 1], Tag.SEQUENCE, 'signature algorithm');
+  const tbsAlg = expectTag(f[i + 1], Tag.SEQUENCE, 'signature algorithm');
   const issuer = expectTag(f[i + 2], Tag.SEQUENCE, 'issuer');
   const validity = expectTag(f[i + 3], Tag.SEQUENCE, 'validity');
   const subject = expectTag(f[i + 4], Tag.SEQUENCE, 'subject');
@@ -97,6 +102,9 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
     spki: whole(der, spki),
     extensions,
     duplicateExtension,
+    signatureAlgorithm: whole(der, algEl!),
+    tbsSignatureAlgorithm: whole(der, tbsAlg),
+    signatureBits: content(der, sigEl!),
   };
 }
 
@@ -149,6 +157,19 @@ export function subjectAltNames(ext: Extension): SubjectAltNames {
     else other++;
   }
   return { uris, dns, other };
+}
+
+/** An uncompressed P-256 SubjectPublicKeyInfo is these 26 bytes, then 0x04 and X, Y (91 bytes in all). */
+export const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+export const P256_SPKI_LENGTH = 91;
+
+/** True for the one fixed-shape SPKI Tollgate issues for: P-256, named curve, uncompressed point. */
+export function isP256Spki(spki: Buffer): boolean {
+  return (
+    spki.length === P256_SPKI_LENGTH &&
+    spki[P256_SPKI_PREFIX.length] === 0x04 &&
+    spki.compare(P256_SPKI_PREFIX, 0, P256_SPKI_PREFIX.length, 0, P256_SPKI_PREFIX.length) === 0
+  );
 }
 
 /** RFC 5280 method 1 key identifier: SHA-1 of the subjectPublicKey BIT STRING contents. */

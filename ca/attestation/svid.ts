@@ -1,8 +1,14 @@
 // Renewal: the caller proves its identity with its current, still-valid SVID over mTLS. The new
 // certificate gets the SPIFFE ID of that verified client certificate, never one from the CSR.
+//
+// A sidecar renews with the same certificate many times over its life, so a verified leaf is kept,
+// keyed by the SHA-256 of its DER, for as long as every certificate on its verified path is valid
+// and the trust it was verified against (bundle version, roots, intermediates) is unchanged.
+import { hash } from 'node:crypto';
 import type { Clock } from '../../pki/clock.ts';
 import { TollgateError } from '../../pki/errors.ts';
 import { verifySvidChain } from '../../pki/svid-validate.ts';
+import { ExpiringCache, type CacheStats } from '../expiring-cache.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
 
 export interface TrustSource {
@@ -11,34 +17,92 @@ export interface TrustSource {
   roots(): readonly Buffer[];
   /** Intermediates this CA has signed with that may still have live leaves. */
   intermediates(): readonly Buffer[];
+  /** Version of the current bundle; a change drops every cached verification. */
+  bundleVersion?(): number;
 }
+
+export const DEFAULT_VERIFIED_LEAVES = 10_000;
 
 export class SvidAttestor implements Attestor {
   readonly kind = 'svid' as const;
   readonly #clock: Clock;
   readonly #trust: TrustSource;
+  readonly #verified: ExpiringCache<{ readonly der: Buffer; readonly attestation: Attestation }>;
+  // What the cached verifications were made against.
+  #version: number | undefined;
+  #roots: readonly Buffer[] = [];
+  #intermediates: readonly Buffer[] = [];
 
-  constructor(options: { clock: Clock; trust: TrustSource }) {
+  constructor(options: { clock: Clock; trust: TrustSource; maxCachedLeaves?: number }) {
     this.#clock = options.clock;
     this.#trust = options.trust;
+    this.#verified = new ExpiringCache({ maxEntries: options.maxCachedLeaves ?? DEFAULT_VERIFIED_LEAVES, clock: options.clock });
   }
 
   accepts(evidence: AttestationEvidence): boolean {
     return (evidence.peerChain?.length ?? 0) > 0;
   }
 
+  get cacheStats(): CacheStats {
+    return this.#verified.stats();
+  }
+
   async attest(evidence: AttestationEvidence): Promise<Attestation> {
     const chain = evidence.peerChain ?? [];
     const leaf = chain[0];
     if (!leaf) throw new TollgateError('TG_TOKEN_MISSING', 'no client certificate was presented');
+    const roots = this.#trust.roots();
+    const intermediates = this.#trust.intermediates();
+    this.#dropIfTrustChanged(roots, intermediates);
+    const key = leafKey(leaf);
+    const hit = this.#verified.get(key);
+    // The bytes are compared too: a hit must be the very certificate that was verified.
+    if (hit && hit.der.equals(leaf)) return hit.attestation;
     const verified = verifySvidChain({
       leaf,
-      intermediates: [...chain.slice(1), ...this.#trust.intermediates()],
-      roots: this.#trust.roots(),
+      intermediates: [...chain.slice(1), ...intermediates],
+      roots,
       now: this.#clock.now(),
       usage: 'client',
       trustDomain: this.#trust.trustDomain,
     });
-    return { kind: 'svid', spiffeId: verified.spiffeId, details: { prior_serial: verified.leaf.serialHex } };
+    const attestation: Attestation = Object.freeze({
+      kind: 'svid',
+      spiffeId: verified.spiffeId,
+      details: Object.freeze({ prior_serial: verified.leaf.serialHex }),
+    });
+    // Valid while every certificate on the path is: no later than the earliest notAfter.
+    const from = Math.max(...verified.path.map((c) => c.notBefore));
+    const until = Math.min(...verified.path.map((c) => c.notAfter));
+    this.#verified.set(key, { der: Buffer.from(leaf), attestation }, { from, until });
+    return attestation;
   }
+
+  #dropIfTrustChanged(roots: readonly Buffer[], intermediates: readonly Buffer[]): void {
+    const version = this.#trust.bundleVersion?.();
+    if (version === this.#version && sameBuffers(roots, this.#roots) && sameBuffers(intermediates, this.#intermediates)) return;
+    this.#verified.clear();
+    this.#version = version;
+    this.#roots = [...roots];
+    this.#intermediates = [...intermediates];
+  }
+}
+
+// A connection presents the same Buffer on every call (ca/grpc-peer.ts): hash each one once. A
+// Buffer changed after hashing only costs a miss, since a hit also compares the bytes.
+const leafKeys = new WeakMap<Buffer, string>();
+
+function leafKey(leaf: Buffer): string {
+  let k = leafKeys.get(leaf);
+  if (k === undefined) {
+    k = hash('sha256', leaf, 'base64');
+    leafKeys.set(leaf, k);
+  }
+  return k;
+}
+
+function sameBuffers(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !a[i]!.equals(b[i]!)) return false;
+  return true;
 }
