@@ -9,6 +9,7 @@ import { createCsr } from '../pki/csr.ts';
 import { TollgateError } from '../pki/errors.ts';
 import { p256 } from '../pki/test-chain.ts';
 import { JoinTokenAttestor } from './attestation/join-token.ts';
+import { SvidAttestor } from './attestation/svid.ts';
 import { AuditLog } from './audit.ts';
 import { createIntermediate, createRoot } from './authority.ts';
 import { SvidIssuer } from './issuer.ts';
@@ -24,11 +25,15 @@ function setup(limits: ConstructorParameters<typeof CaService>[0]['limits']) {
   const lines: Array<Record<string, unknown>> = [];
   const registry = new Registry();
   const tokens = new JoinTokenAttestor({ dir, clock, trustDomain: 'example.org' });
+  const svids = new SvidAttestor({
+    clock,
+    trust: { trustDomain: 'example.org', roots: () => [root.certificate], intermediates: () => [intermediate.certificate], bundleVersion: () => 1 },
+  });
   const service = new CaService({
     trustDomain: 'example.org',
     clock,
     issuer: new SvidIssuer({ intermediate, clock }),
-    attestors: [tokens],
+    attestors: [tokens, svids],
     audit: new AuditLog({ out: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) }, clock }),
     metrics: new CaMetrics(registry),
     bundle: { trustDomain: 'example.org', version: 1, roots: [root.certificate], refreshHintSeconds: 300 },
@@ -54,13 +59,29 @@ test('per-address rate limit: refused with TG_RATE_LIMITED, audited and counted,
   s.cleanup();
 });
 
-test('per-identity rate limit applies after attestation, whatever the address', async () => {
+test('per-identity rate limit applies to renewals after attestation, whatever the address', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 1 / 60, burst: 1 } });
+  const csr = createCsr(p256().key);
+  const first = await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  const peerChain = [...first.certChain];
+  await s.service.issueSvid({ csr, peerChain, peerAddress: '10.0.0.1' });
+  await assert.rejects(s.service.issueSvid({ csr, peerChain, peerAddress: '10.0.0.9' }), isCode('TG_RATE_LIMITED'));
+  assert.equal(s.lines.at(-1)!.spiffe_id, 'spiffe://example.org/ns/a/sa/b');
+  await s.service.issueSvid({ csr, token: s.token('spiffe://example.org/ns/a/sa/other'), peerAddress: '10.0.0.9' });
+  s.cleanup();
+});
+
+test('a join token is never used up by a request that is refused: rate limit or bad CSR', async () => {
   const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 1 / 60, burst: 1 } });
   const csr = createCsr(p256().key);
   await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
-  await assert.rejects(s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.9' }), isCode('TG_RATE_LIMITED'));
-  assert.equal(s.lines.at(-1)!.spiffe_id, 'spiffe://example.org/ns/a/sa/b');
-  await s.service.issueSvid({ csr, token: s.token('spiffe://example.org/ns/a/sa/other'), peerAddress: '10.0.0.9' });
+  // Same identity again, over its per-identity budget: a join token is single use, so it is not limited.
+  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  // A malformed CSR is refused before the token is looked at; the token still works afterwards.
+  const token = s.token();
+  await assert.rejects(s.service.issueSvid({ csr: Buffer.from('not a csr'), token, peerAddress: '10.0.0.1' }), isCode('TG_CSR_INVALID'));
+  const ok = await s.service.issueSvid({ csr, token, peerAddress: '10.0.0.1' });
+  assert.equal(ok.spiffeId, 'spiffe://example.org/ns/a/sa/b');
   s.cleanup();
 });
 

@@ -145,11 +145,15 @@ export class CaService {
       if (req.token !== undefined && Buffer.byteLength(req.token) > MAX_TOKEN_BYTES) {
         throw new TollgateError('TG_REQUEST_TOO_LARGE', `token is larger than ${MAX_TOKEN_BYTES} bytes`);
       }
+      // The CSR is checked before attestation: a join token is used up by attesting, so a request
+      // that is going to fail anyway must not burn it.
+      const csr = this.#verifyCsr(req.csr);
       attestation = await this.#attest({ token: req.token, peerChain: req.peerChain, peerAddress: req.peerAddress });
-      if (!this.#byIdentity.take(attestation.spiffeId.id)) {
+      // Join tokens are single use, a stricter limit than this one; refusing after the token was
+      // consumed would leave the workload with neither an SVID nor a token.
+      if (attestation.kind !== 'join_token' && !this.#byIdentity.take(attestation.spiffeId.id)) {
         throw new TollgateError('TG_RATE_LIMITED', `too many requests for ${attestation.spiffeId.id}; retry with backoff`);
       }
-      const csr = this.#verifyCsr(req.csr);
       const svid = this.#issuer.issue({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
       this.report(attestation.spiffeId.id, req.report);
       this.#o.metrics.issued.inc({ attestation: attestation.kind });
