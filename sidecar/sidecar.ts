@@ -14,6 +14,7 @@ import { SidecarMetrics } from './metrics.ts';
 import { OutboundProxy } from './outbound.ts';
 import type { PolicyWatcher } from './policy-watcher.ts';
 import type { Policy } from './policy.ts';
+import type { SvidSource } from './svid-source.ts';
 import { SvidManager, type CaApi } from './svid-manager.ts';
 import type { CaClientOptions } from '../pki/ca-client.ts';
 
@@ -42,10 +43,9 @@ export class Sidecar {
   readonly manager: SvidManager;
   #policyWatcher: PolicyWatcher | null = null;
   #admin: AdminServer | null = null;
-  readonly #inbound: InboundProxy[] = [];
-  readonly #outbound: OutboundProxy[] = [];
-  readonly inboundListeners: ListenerInfo[] = [];
-  readonly outboundListeners: ListenerInfo[] = [];
+  readonly #proxies: ProxySet = emptyProxySet();
+  readonly inboundListeners: ListenerInfo[] = this.#proxies.inboundListeners;
+  readonly outboundListeners: ListenerInfo[] = this.#proxies.outboundListeners;
   #draining = false;
 
   private constructor(options: SidecarOptions) {
@@ -58,22 +58,12 @@ export class Sidecar {
       collectDefaultMetrics({ register: this.registry });
     }
     this.metrics = new SidecarMetrics(this.registry);
-    const c = options.config;
-    let bootstrapRoots: Buffer[];
-    try {
-      bootstrapRoots = readCertificates(readFileSync(c.ca.bundleFile), c.ca.bundleFile);
-    } catch (e) {
-      throw new TollgateError('TG_CONFIG_INVALID', `cannot read the CA bundle ${c.ca.bundleFile}: ${(e as Error).message}; point ca.bundleFile at the CA's bundle.pem`, { cause: e });
-    }
-    this.manager = new SvidManager({
-      ca: { address: `${c.ca.address.host}:${c.ca.address.port}`, spiffeId: c.ca.spiffeId },
-      bootstrapRoots,
-      attestation: c.attestation,
-      ttlSeconds: Math.round(c.svid.ttlMs / 1000),
+    this.manager = createSvidManager({
+      config: options.config,
       clock: this.#clock,
-      ...(options.random ? { random: options.random } : {}),
-      logger: options.logger.child({ component: 'svid' }),
+      logger: options.logger,
       metrics: this.metrics,
+      ...(options.random ? { random: options.random } : {}),
       ...(options.connect ? { connect: options.connect } : {}),
     });
   }
@@ -95,58 +85,12 @@ export class Sidecar {
     const log = this.#o.logger;
     // Admin first: /healthz answers and /readyz says why not ready while the first SVID is on its way.
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
-    // The inbound and policy code (with its schema compiler) is loaded only when the config uses it.
-    const Inbound = c.inbound.length > 0 ? (await import('./inbound.ts')).InboundProxy : undefined;
-    // A policy that does not parse at start is fatal: there is no good one to keep.
-    let policy: () => Policy = () => {
-      throw new TollgateError('TG_CONFIG_INVALID', 'no policy configured');
-    };
-    if (c.policy) {
-      const { PolicyWatcher } = await import('./policy-watcher.ts');
-      const watcher = new PolicyWatcher({
-        path: c.policy.file,
-        ownTrustDomain: c.trustDomain,
-        clock: this.#clock,
-        onChange: (p) => log.info('policy reloaded', { event: 'policy_reloaded', source: p.source }),
-        onError: (e) => {
-          this.metrics.configReloadFailures.inc();
-          log.error('policy reload refused; the previous policy stays in force', { event: 'policy_reload_failed', code: e.code, error: e.message });
-        },
-      });
-      watcher.start();
-      this.#policyWatcher = watcher;
-      policy = () => watcher.current;
-    }
+    const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
+    this.#policyWatcher = watcher;
     // Only now, with every local check passed, the CA: a join token is single use, and a sidecar that
     // fails on its admin port or its policy must not have spent it.
     await this.manager.start();
-    const common = { source: this.manager, minVersion: c.tls.minVersion, limits: c.limits, clock: this.#clock, metrics: this.metrics };
-    if (Inbound) {
-      for (const ib of c.inbound) {
-        const proxy = new Inbound({
-          ...common,
-          listen: ib.listen,
-          app: { host: ib.appHost, port: ib.appPort },
-          policy,
-          proxyProtocol: ib.proxyProtocol,
-          logger: log.child({ component: 'inbound', app_port: ib.appPort }),
-        });
-        const { port } = await proxy.start();
-        this.#inbound.push(proxy);
-        this.inboundListeners.push({ listen: `${ib.listen.host}:${port}`, port, target: `${ib.appHost}:${ib.appPort}` });
-      }
-    }
-    for (const ob of c.outbound) {
-      const proxy = new OutboundProxy({
-        ...common,
-        listen: ob.listen,
-        upstream: { host: ob.upstream.host, port: ob.upstream.port, spiffeId: ob.spiffeId },
-        logger: log.child({ component: 'outbound', upstream: `${ob.upstream.host}:${ob.upstream.port}` }),
-      });
-      const { port } = await proxy.start();
-      this.#outbound.push(proxy);
-      this.outboundListeners.push({ listen: `${ob.listen.host}:${port}`, port, target: `${ob.upstream.host}:${ob.upstream.port} as ${ob.spiffeId}` });
-    }
+    await openProxies({ config: c, source: this.manager, policy, clock: this.#clock, logger: log, metrics: this.metrics }, this.#proxies);
   }
 
   get adminPort(): number {
@@ -171,15 +115,131 @@ export class Sidecar {
   async drain(): Promise<void> {
     this.#draining = true;
     const ms = this.#o.config.limits.drainTimeoutMs;
-    await Promise.all([...this.#inbound.map((p) => p.drain(ms)), ...this.#outbound.map((p) => p.drain(ms))]);
+    await drainProxies(this.#proxies, ms);
     await this.close();
   }
 
   async close(): Promise<void> {
-    for (const p of [...this.#inbound, ...this.#outbound]) p.close();
+    closeProxies(this.#proxies);
     this.#policyWatcher?.close();
     this.manager.close();
     await this.#admin?.close();
     this.#admin = null;
   }
+}
+
+/** The SvidManager of a sidecar config (the bootstrap roots read from ca.bundleFile). */
+export function createSvidManager(o: {
+  readonly config: SidecarConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+  readonly random?: () => number;
+  readonly connect?: (o: CaClientOptions) => CaApi;
+}): SvidManager {
+  const c = o.config;
+  let bootstrapRoots: Buffer[];
+  try {
+    bootstrapRoots = readCertificates(readFileSync(c.ca.bundleFile), c.ca.bundleFile);
+  } catch (e) {
+    throw new TollgateError('TG_CONFIG_INVALID', `cannot read the CA bundle ${c.ca.bundleFile}: ${(e as Error).message}; point ca.bundleFile at the CA's bundle.pem`, { cause: e });
+  }
+  return new SvidManager({
+    ca: { address: `${c.ca.address.host}:${c.ca.address.port}`, spiffeId: c.ca.spiffeId },
+    bootstrapRoots,
+    attestation: c.attestation,
+    ttlSeconds: Math.round(c.svid.ttlMs / 1000),
+    clock: o.clock,
+    ...(o.random ? { random: o.random } : {}),
+    logger: o.logger.child({ component: 'svid' }),
+    metrics: o.metrics,
+    ...(o.connect ? { connect: o.connect } : {}),
+  });
+}
+
+/** The policy of a config, watched for changes; a policy that does not parse at start is fatal (throws). */
+export async function startPolicyWatcher(o: { readonly config: SidecarConfig; readonly clock: Clock; readonly logger: Logger; readonly metrics: SidecarMetrics }): Promise<{ watcher: PolicyWatcher | null; policy: () => Policy }> {
+  const c = o.config;
+  const log = o.logger;
+  // A policy that does not parse at start is fatal: there is no good one to keep.
+  if (!c.policy) {
+    return {
+      watcher: null,
+      policy: () => {
+        throw new TollgateError('TG_CONFIG_INVALID', 'no policy configured');
+      },
+    };
+  }
+  // The policy code (with its schema compiler) is loaded only when the config uses it.
+  const { PolicyWatcher } = await import('./policy-watcher.ts');
+  const watcher = new PolicyWatcher({
+    path: c.policy.file,
+    ownTrustDomain: c.trustDomain,
+    clock: o.clock,
+    onChange: (p) => log.info('policy reloaded', { event: 'policy_reloaded', source: p.source }),
+    onError: (e) => {
+      o.metrics.configReloadFailures.inc();
+      log.error('policy reload refused; the previous policy stays in force', { event: 'policy_reload_failed', code: e.code, error: e.message });
+    },
+  });
+  watcher.start();
+  return { watcher, policy: () => watcher.current };
+}
+
+/** The proxies of one process and the addresses they listen on. */
+export interface ProxySet {
+  readonly inbound: InboundProxy[];
+  readonly outbound: OutboundProxy[];
+  readonly inboundListeners: ListenerInfo[];
+  readonly outboundListeners: ListenerInfo[];
+}
+
+export function emptyProxySet(): ProxySet {
+  return { inbound: [], outbound: [], inboundListeners: [], outboundListeners: [] };
+}
+
+/** Open every inbound and outbound listener of the config into `set` (which keeps those already open if one fails). */
+export async function openProxies(
+  o: { readonly config: SidecarConfig; readonly source: SvidSource; readonly policy: () => Policy; readonly clock: Clock; readonly logger: Logger; readonly metrics: SidecarMetrics },
+  set: ProxySet,
+): Promise<void> {
+  const c = o.config;
+  const log = o.logger;
+  // The inbound code is loaded only when the config uses it.
+  const Inbound = c.inbound.length > 0 ? (await import('./inbound.ts')).InboundProxy : undefined;
+  const common = { source: o.source, minVersion: c.tls.minVersion, limits: c.limits, clock: o.clock, metrics: o.metrics };
+  if (Inbound) {
+    for (const ib of c.inbound) {
+      const proxy = new Inbound({
+        ...common,
+        listen: ib.listen,
+        app: { host: ib.appHost, port: ib.appPort },
+        policy: o.policy,
+        proxyProtocol: ib.proxyProtocol,
+        logger: log.child({ component: 'inbound', app_port: ib.appPort }),
+      });
+      const { port } = await proxy.start();
+      set.inbound.push(proxy);
+      set.inboundListeners.push({ listen: `${ib.listen.host}:${port}`, port, target: `${ib.appHost}:${ib.appPort}` });
+    }
+  }
+  for (const ob of c.outbound) {
+    const proxy = new OutboundProxy({
+      ...common,
+      listen: ob.listen,
+      upstream: { host: ob.upstream.host, port: ob.upstream.port, spiffeId: ob.spiffeId },
+      logger: log.child({ component: 'outbound', upstream: `${ob.upstream.host}:${ob.upstream.port}` }),
+    });
+    const { port } = await proxy.start();
+    set.outbound.push(proxy);
+    set.outboundListeners.push({ listen: `${ob.listen.host}:${port}`, port, target: `${ob.upstream.host}:${ob.upstream.port} as ${ob.spiffeId}` });
+  }
+}
+
+export async function drainProxies(set: ProxySet, timeoutMs: number): Promise<void> {
+  await Promise.all([...set.inbound.map((p) => p.drain(timeoutMs)), ...set.outbound.map((p) => p.drain(timeoutMs))]);
+}
+
+export function closeProxies(set: ProxySet): void {
+  for (const p of [...set.inbound, ...set.outbound]) p.close();
 }

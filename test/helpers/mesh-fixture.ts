@@ -28,8 +28,8 @@ export interface RunningSidecar {
   metrics(): Promise<string>;
 }
 
-/** Write the config for `spec` into `dir` and start `tollgate sidecar run` with it (waits for ready). */
-export async function startSidecar(dir: string, ca: RunningTestCa, spec: SidecarSpec): Promise<RunningSidecar> {
+/** Write the config for `spec` into `dir` and start `tollgate sidecar run` with it (and `extraArgs`, e.g. `--workers 2`; waits for ready). */
+export async function startSidecar(dir: string, ca: RunningTestCa, spec: SidecarSpec, extraArgs: readonly string[] = []): Promise<RunningSidecar> {
   const token = createJoinToken(ca.dir, spec.spiffeId);
   const policyFile = join(dir, `${spec.name}-policy.yaml`);
   if (spec.policy !== undefined) writeFileSync(policyFile, spec.policy);
@@ -50,7 +50,7 @@ export async function startSidecar(dir: string, ca: RunningTestCa, spec: Sidecar
   if (spec.extraYaml) lines.push(spec.extraYaml);
   const configFile = join(dir, `${spec.name}-sidecar.yaml`);
   writeFileSync(configFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-  const proc = await startTollgate(['sidecar', 'run', '--config', configFile]);
+  const proc = await startTollgate(['sidecar', 'run', '--config', configFile, ...extraArgs]);
   const ready = proc.ready as { admin_port: number; inbound: Array<{ port: number }>; outbound: Array<{ port: number }> };
   const adminPort = ready.admin_port;
   return {
