@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { caTable, runCaBench } from './ca.ts';
+import { runStorm, stormTable } from './storm.ts';
 import { runPeersBench } from './peers.ts';
 import { peersSection, peersTables } from './peers-report.ts';
 import { peersSvg } from './peers-svg.ts';
@@ -60,9 +61,12 @@ function previousSection(title: string): string | null {
 const started = new Date();
 let caSection = previousSection(CA_TITLE);
 if (!args['no-ca']) {
-  const table = caTable(await runCaBench({ quick, log }));
-  process.stdout.write(`\n${table}\n`);
-  caSection = `${CA_TITLE}\n\n${table}`;
+  const figures = await runCaBench({ quick, log });
+  const table = caTable(figures);
+  // The storm is served at the rates one CA process just measured.
+  const storm = stormTable(runStorm({ sidecars: 10_000, capacityPerSecond: figures.grpcRenewPerSec, firstIssuePerSecond: figures.grpcFirstIssuePerSec, ttlSeconds: 3600, generations: 4 }));
+  process.stdout.write(`\n${table}\n\n${storm}\n`);
+  caSection = `${CA_TITLE}\n\n${table}\n\n${storm}`;
 }
 
 let peersMd = previousSection(PEERS_TITLE);

@@ -6,6 +6,7 @@ import { runStorm } from './storm.ts';
 test('first issue queues at the CA: N sidecars at C/s take N/C seconds', () => {
   const r = runStorm({ sidecars: 1000, capacityPerSecond: 100, ttlSeconds: 3600, generations: 1 });
   assert.equal(r.firstIssueSeconds, 10);
+  assert.equal(runStorm({ sidecars: 1000, capacityPerSecond: 100, firstIssuePerSecond: 50, ttlSeconds: 3600, generations: 1 }).firstIssueSeconds, 20);
 });
 
 test('without jitter the fleet renews in lockstep at the CA rate; with it the peak is a small share', () => {
