@@ -12,13 +12,12 @@ import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
 import { createCsr } from '../pki/csr.ts';
 import { TollgateError, toTollgateError, type ErrorCode } from '../pki/errors.ts';
 import { silentLogger, type Logger } from '../pki/log.ts';
-import { certsToPem } from '../pki/pem.ts';
 import { parseSpiffeId } from '../pki/spiffe-id.ts';
 import { checkSigningProfile, verifySvidChain, type VerifiedChain } from '../pki/svid-validate.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { DEFAULT_BACKOFF, backoffDelay, earlyRenewalDelay, heldLifetime, renewAt, retryBeforeExpiry } from './renewal.ts';
-import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
+import { SvidHolder, svidOf, trustBundleOf, type Svid, type SvidSource } from './svid-source.ts';
 
 /** The part of CaClient the manager uses; tests put an in-process CA behind it. */
 export interface CaApi {
@@ -75,19 +74,16 @@ async function makeKeyMaterial(): Promise<KeyMaterial> {
   };
 }
 
-export class SvidManager implements SvidSource {
+export class SvidManager extends SvidHolder implements SvidSource {
   readonly #o: SvidManagerOptions;
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #log: Logger;
   readonly #trustDomain: string;
   #keys: Promise<KeyMaterial> | null = null;
-  readonly #listeners = new Set<() => void>();
 
-  #svid: Svid | null = null;
   /** Root the current SVID chains to; a bundle without it means renew now. */
   #svidRoot: Buffer | null = null;
-  #bundle: TrustBundle | null = null;
   #lastError: TollgateError | null = null;
   #attempt = 0;
   #issuing = false;
@@ -109,24 +105,13 @@ export class SvidManager implements SvidSource {
     if (options.bootstrapRoots.length === 0) {
       throw new TollgateError('TG_CONFIG_INVALID', 'no bootstrap roots to authenticate the CA: point the sidecar at the CA bundle (bundle.pem or the tollgate-bundle ConfigMap)');
     }
+    const log = options.logger ?? silentLogger;
+    super({ onListenerError: (e) => log.error('an SVID change listener threw', { error: (e as Error).message }) });
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    this.#log = options.logger ?? silentLogger;
+    this.#log = log;
     this.#trustDomain = parseSpiffeId(options.ca.spiffeId).trustDomain;
-  }
-
-  svid(): Svid | null {
-    return this.#svid;
-  }
-
-  bundle(): TrustBundle | null {
-    return this.#bundle;
-  }
-
-  onChange(fn: () => void): () => void {
-    this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
   }
 
   /** When the next renewal (or retry) is due, epoch ms; null when none is scheduled. */
@@ -137,10 +122,12 @@ export class SvidManager implements SvidSource {
   readiness(): { ready: boolean; detail: string } {
     const now = this.#clock.now();
     const last = this.#lastError ? `; last attempt failed: ${this.#lastError.code}: ${this.#lastError.message}` : '';
-    if (!this.#svid) return { ready: false, detail: `no SVID yet${last}` };
-    if (this.#svid.notAfter <= now) return { ready: false, detail: `SVID expired at ${iso(this.#svid.notAfter)}${last}` };
-    if (!this.#bundle) return { ready: false, detail: `no trust bundle yet${last}` };
-    return { ready: true, detail: `SVID ${this.#svid.spiffeId} valid until ${iso(this.#svid.notAfter)}, bundle version ${this.#bundle.version}${last}` };
+    const svid = this.svid();
+    const bundle = this.bundle();
+    if (!svid) return { ready: false, detail: `no SVID yet${last}` };
+    if (svid.notAfter <= now) return { ready: false, detail: `SVID expired at ${iso(svid.notAfter)}${last}` };
+    if (!bundle) return { ready: false, detail: `no trust bundle yet${last}` };
+    return { ready: true, detail: `SVID ${svid.spiffeId} valid until ${iso(svid.notAfter)}, bundle version ${bundle.version}${last}` };
   }
 
   /** Fetch the bundle and the first SVID, retrying with backoff; resolves once both are held. */
@@ -176,14 +163,14 @@ export class SvidManager implements SvidSource {
   }
 
   #report(): ClientReportMsg {
-    return { bundle_version: this.#bundle?.version ?? 0, serial: this.#svid?.serial ?? '' };
+    return { bundle_version: this.bundle()?.version ?? 0, serial: this.svid()?.serial ?? '' };
   }
 
   #connect(identity?: { certChainPem: string; keyPem: string }): CaApi {
     const options: CaClientOptions = {
       address: this.#o.ca.address,
       // Once a bundle is held it is the trust anchor; the bootstrap roots only serve first contact.
-      roots: this.#bundle?.roots ?? this.#o.bootstrapRoots,
+      roots: this.bundle()?.roots ?? this.#o.bootstrapRoots,
       serverId: this.#o.ca.spiffeId,
       identity,
       deadlineMs: this.#o.deadlineMs ?? 10_000,
@@ -204,7 +191,7 @@ export class SvidManager implements SvidSource {
     // sends is what the issued SVID is verified against.
     let bootstrap: CaApi | null = null;
     try {
-      if (!this.#bundle) {
+      if (!this.bundle()) {
         bootstrap = this.#connect();
         this.#setBundle(await this.#track(bootstrap, bootstrap.getBundle(this.#report())));
       }
@@ -229,7 +216,8 @@ export class SvidManager implements SvidSource {
    * token can do better. With a join token the SVID is the only proof left, so it is retried.
    */
   #useSvid(): boolean {
-    if (this.#svid === null || this.#clock.now() >= this.#svid.notAfter) return false;
+    const svid = this.svid();
+    if (svid === null || this.#clock.now() >= svid.notAfter) return false;
     return !this.#svidRefused || this.#o.attestation.kind === 'join';
   }
 
@@ -245,7 +233,7 @@ export class SvidManager implements SvidSource {
   /** Ask the CA for an SVID and validate the answer; installs nothing. `open` is a connection without identity to use. */
   async #issue(renewing: boolean, open: CaApi | null): Promise<Issued> {
     const keys = await this.#keyMaterial();
-    const current = this.#svid;
+    const current = this.svid();
     const client = renewing && current ? this.#connect({ certChainPem: current.certChainPem, keyPem: keys.keyPem }) : (open ?? this.#connect());
     let res: IssuedSvidResponse;
     try {
@@ -263,8 +251,8 @@ export class SvidManager implements SvidSource {
   }
 
   #installed({ svid, root, attestation }: Issued, open: CaApi | null): void {
-    const previous = this.#svid;
-    this.#svid = svid;
+    const previous = this.svid();
+    this.replace({ svid });
     this.#svidRoot = root;
     this.#svidRefused = false;
     this.#attempt = 0;
@@ -274,7 +262,7 @@ export class SvidManager implements SvidSource {
     const at = renewAt(heldLifetime(svid, this.#clock.now()), this.#random);
     this.#schedule(at);
     this.#log.info(previous ? 'SVID renewed' : 'SVID issued', { spiffe_id: svid.spiffeId, serial: svid.serial, not_after: iso(svid.notAfter), attestation, next_renewal: iso(at) });
-    this.#emit();
+    this.notify();
     if (this.#startWaiter) {
       this.#startWaiter.resolve();
       this.#startWaiter = null;
@@ -297,7 +285,7 @@ export class SvidManager implements SvidSource {
 
   /** Check an IssueSVID answer: our key, the SPIFFE ID it claims, a chain to the current bundle. */
   #validate(res: IssuedSvidResponse, keys: KeyMaterial): { svid: Svid; root: Buffer } {
-    const bundle = this.#bundle;
+    const bundle = this.bundle();
     const [leaf, ...intermediates] = res.certChain;
     if (!bundle) throw new TollgateError('TG_INTERNAL', 'an SVID arrived before the trust bundle');
     if (!leaf) throw new TollgateError('TG_SVID_INVALID', 'the CA returned an empty certificate chain; check the CA version and logs');
@@ -314,10 +302,9 @@ export class SvidManager implements SvidSource {
     if (!verified.leaf.spki.equals(keys.spki)) {
       throw new TollgateError('TG_SVID_INVALID', 'the CA returned a certificate for a different public key than ours; kept the current SVID');
     }
-    const svid: Svid = Object.freeze({
+    const svid = svidOf({
       spiffeId: verified.spiffeId.id,
-      certChain: Object.freeze([...res.certChain]),
-      certChainPem: certsToPem(res.certChain),
+      certChain: res.certChain,
       key: keys.key,
       notBefore: verified.leaf.notBefore,
       notAfter: verified.leaf.notAfter,
@@ -331,7 +318,7 @@ export class SvidManager implements SvidSource {
     this.#o.metrics?.renewals.inc({ result: 'error' });
     const now = this.#clock.now();
     let delay = backoffDelay(this.#attempt++, this.#random, this.#o.backoff ?? DEFAULT_BACKOFF);
-    const svid = this.#svid;
+    const svid = this.svid();
     if (svid) delay = retryBeforeExpiry({ now, delayMs: delay, notAfter: svid.notAfter });
     this.#schedule(now + delay);
     this.#log.warn(svid ? 'SVID renewal failed; keeping the current SVID' : 'cannot obtain the first SVID', {
@@ -346,7 +333,8 @@ export class SvidManager implements SvidSource {
 
   // A join token is single use: once the SVID it bought has expired, only the operator can help.
   #stopWithoutToken(): void {
-    const expiredAt = this.#svid ? iso(this.#svid.notAfter) : 'unknown';
+    const svid = this.svid();
+    const expiredAt = svid ? iso(svid.notAfter) : 'unknown';
     this.#lastError = new TollgateError(
       'TG_TOKEN_REUSED',
       `the SVID expired at ${expiredAt} while the CA was unreachable and the join token was already used: give the sidecar a new join token (tollgate ca token create) or restart it with one`,
@@ -393,7 +381,7 @@ export class SvidManager implements SvidSource {
   }
 
   #onPushedBundle(b: BundleResponse): void {
-    if (this.#closed || b.version === this.#bundle?.version) return;
+    if (this.#closed || b.version === this.bundle()?.version) return;
     try {
       this.#setBundle(b);
     } catch (e) {
@@ -402,7 +390,7 @@ export class SvidManager implements SvidSource {
       return;
     }
     const root = this.#svidRoot;
-    if (root && !this.#bundle!.roots.some((r) => r.equals(root)) && !this.#issuing) {
+    if (root && !this.bundle()!.roots.some((r) => r.equals(root)) && !this.#issuing) {
       const at = this.#clock.now() + earlyRenewalDelay(this.#random);
       if (this.#nextRenewalAt === null || at < this.#nextRenewalAt) {
         this.#log.info('the new bundle no longer holds the root of our SVID; renewing early', { bundle_version: b.version, renew_at: iso(at) });
@@ -424,22 +412,13 @@ export class SvidManager implements SvidSource {
         throw new TollgateError('TG_CERT_INVALID', `bundle version ${b.version} root #${i + 1} is unusable: ${(e as Error).message}; kept the current bundle`, { cause: e });
       }
     }
-    const roots = Object.freeze(b.roots.map((r) => Buffer.from(r)));
-    this.#bundle = Object.freeze({ version: b.version, trustDomain: b.trustDomain, roots, rootsPem: certsToPem(roots) });
+    const bundle = trustBundleOf(b.version, b.trustDomain, b.roots.map((r) => Buffer.from(r)));
+    this.replace({ bundle });
     this.#o.metrics?.bundleVersion.set(b.version);
-    this.#log.info('trust bundle updated', { version: b.version, roots: roots.length });
-    this.#emit();
+    this.#log.info('trust bundle updated', { version: b.version, roots: bundle.roots.length });
+    this.notify();
   }
 
-  #emit(): void {
-    for (const fn of [...this.#listeners]) {
-      try {
-        fn();
-      } catch (e) {
-        this.#log.error('an SVID change listener threw', { error: (e as Error).message });
-      }
-    }
-  }
 }
 
 function iso(ms: number): string {

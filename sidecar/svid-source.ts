@@ -2,6 +2,7 @@
 // signal when either changes. The proxies depend on this interface only, so they can be tested with
 // any source (a fixed test chain) and the SvidManager can be tested without proxies.
 import type { KeyObject } from 'node:crypto';
+import { certsToPem } from '../pki/pem.ts';
 
 /** The sidecar's own X.509-SVID. Frozen; a renewal produces a new object. */
 export interface Svid {
@@ -34,4 +35,70 @@ export interface SvidSource {
   bundle(): TrustBundle | null;
   /** Call `fn` after the SVID or the bundle changed. Returns an unsubscribe function. */
   onChange(fn: () => void): () => void;
+}
+
+/** A frozen Svid from its parts (the PEM copy of the chain is derived here, once). */
+export function svidOf(parts: Omit<Svid, 'certChainPem'>): Svid {
+  const certChain = Object.freeze([...parts.certChain]);
+  return Object.freeze({ ...parts, certChain, certChainPem: certsToPem(certChain) });
+}
+
+/** A frozen TrustBundle from DER roots (the PEM copy is derived here, once). */
+export function trustBundleOf(version: number, trustDomain: string, roots: readonly Buffer[]): TrustBundle {
+  const frozen = Object.freeze([...roots]);
+  return Object.freeze({ version, trustDomain, roots: frozen, rootsPem: certsToPem(frozen) });
+}
+
+/**
+ * The state every SvidSource keeps: the current SVID and bundle and the subscribers to tell when
+ * either changes. The SVID manager, a worker's copy fed over IPC and test sources all extend it.
+ */
+export class SvidHolder implements SvidSource {
+  #svid: Svid | null;
+  #bundle: TrustBundle | null;
+  readonly #listeners = new Set<() => void>();
+  readonly #onListenerError: (e: unknown) => void;
+
+  /** `onListenerError` defaults to rethrowing, which stops the notification there. */
+  constructor(init: { svid?: Svid | null; bundle?: TrustBundle | null; onListenerError?: (e: unknown) => void } = {}) {
+    this.#svid = init.svid ?? null;
+    this.#bundle = init.bundle ?? null;
+    this.#onListenerError = init.onListenerError ?? ((e) => {
+      throw e;
+    });
+  }
+
+  svid(): Svid | null {
+    return this.#svid;
+  }
+
+  bundle(): TrustBundle | null {
+    return this.#bundle;
+  }
+
+  onChange(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+
+  /** Replace the SVID and/or the bundle (undefined keeps the current one) without telling anyone yet. */
+  protected replace(next: { svid?: Svid | null; bundle?: TrustBundle | null }): void {
+    if (next.svid !== undefined) this.#svid = next.svid;
+    if (next.bundle !== undefined) this.#bundle = next.bundle;
+  }
+
+  /** Tell every subscriber (as of now) that the state changed. */
+  protected notify(): void {
+    for (const fn of [...this.#listeners]) {
+      try {
+        fn();
+      } catch (e) {
+        this.#onListenerError(e);
+      }
+    }
+  }
 }

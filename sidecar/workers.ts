@@ -17,12 +17,11 @@ import { startAdminServer, type AdminServer, type Readiness } from '../pki/admin
 import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
 import { TollgateError } from '../pki/errors.ts';
 import type { Logger } from '../pki/log.ts';
-import { certsToPem } from '../pki/pem.ts';
 import type { SidecarConfig } from './config.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, startPolicyWatcher, type ListenerInfo } from './sidecar.ts';
 import type { SvidManager } from './svid-manager.ts';
-import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
+import { SvidHolder, svidOf, trustBundleOf, type Svid, type TrustBundle } from './svid-source.ts';
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -75,42 +74,20 @@ export function encodeState(svid: Svid | null, bundle: TrustBundle | null): Stat
 }
 
 /** A worker's SvidSource: the latest state the primary sent. */
-export class IpcSvidSource implements SvidSource {
-  #svid: Svid | null = null;
-  #bundle: TrustBundle | null = null;
-  readonly #listeners = new Set<() => void>();
-
+export class IpcSvidSource extends SvidHolder {
   update(m: StateMessage): void {
-    if (m.svid) {
-      const certChain = Object.freeze(m.svid.certChain.map((b) => Buffer.from(b, 'base64')));
-      this.#svid = Object.freeze({
-        spiffeId: m.svid.spiffeId,
-        certChain,
-        certChainPem: certsToPem(certChain),
-        key: createPrivateKey(m.svid.keyPem),
-        notBefore: m.svid.notBefore,
-        notAfter: m.svid.notAfter,
-        serial: m.svid.serial,
-      });
-    }
-    if (m.bundle) {
-      const roots = Object.freeze(m.bundle.roots.map((b) => Buffer.from(b, 'base64')));
-      this.#bundle = Object.freeze({ version: m.bundle.version, trustDomain: m.bundle.trustDomain, roots, rootsPem: certsToPem(roots) });
-    }
-    for (const fn of this.#listeners) fn();
-  }
-
-  svid(): Svid | null {
-    return this.#svid;
-  }
-
-  bundle(): TrustBundle | null {
-    return this.#bundle;
-  }
-
-  onChange(fn: () => void): () => void {
-    this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
+    const svid = m.svid && svidOf({
+      spiffeId: m.svid.spiffeId,
+      certChain: m.svid.certChain.map((b) => Buffer.from(b, 'base64')),
+      key: createPrivateKey(m.svid.keyPem),
+      notBefore: m.svid.notBefore,
+      notAfter: m.svid.notAfter,
+      serial: m.svid.serial,
+    });
+    const bundle = m.bundle && trustBundleOf(m.bundle.version, m.bundle.trustDomain, m.bundle.roots.map((b) => Buffer.from(b, 'base64')));
+    // A message without one of them keeps what this worker already holds.
+    this.replace({ svid: svid || undefined, bundle: bundle || undefined });
+    this.notify();
   }
 }
 

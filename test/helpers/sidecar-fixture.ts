@@ -15,7 +15,7 @@ import { certsToPem, toPem } from '../../pki/pem.ts';
 import { leafFrom, p256, testChain, type CertSpec, type KeyPair, type TestChain } from '../../pki/test-chain.ts';
 import { parseCertificate } from '../../pki/x509.ts';
 import { SidecarMetricNames, SidecarMetrics, type Direction } from '../../sidecar/metrics.ts';
-import type { Svid, SvidSource, TrustBundle } from '../../sidecar/svid-source.ts';
+import { SvidHolder, svidOf, trustBundleOf, type Svid, type TrustBundle } from '../../sidecar/svid-source.ts';
 
 /** The workloads the proxy tests use: as in the demo mesh, web calls api; other is allowed nowhere. */
 export const WORKLOAD_IDS: { readonly api: string; readonly web: string; readonly other: string } = {
@@ -51,13 +51,8 @@ export function testPki(options: { trustDomain?: string; now?: number; bundleVer
   const trustDomain = options.trustDomain ?? 'example.org';
   const now = options.now ?? Date.now();
   const chain = testChain(trustDomain, now);
-  const rootPem = certsToPem([chain.root]);
-  const bundle: TrustBundle = Object.freeze({
-    version: options.bundleVersion ?? 1,
-    trustDomain,
-    roots: Object.freeze([chain.root]),
-    rootsPem: rootPem,
-  });
+  const bundle = trustBundleOf(options.bundleVersion ?? 1, trustDomain, [chain.root]);
+  const rootPem = bundle.rootsPem;
   return {
     trustDomain,
     chain,
@@ -76,51 +71,22 @@ export function testPki(options: { trustDomain?: string; now?: number; bundleVer
 export function svidFrom(spiffeId: string, certChain: Buffer[], key: KeyPair): TestSvid {
   const leaf = parseCertificate(certChain[0]!);
   return Object.freeze({
-    spiffeId,
-    certChain: Object.freeze([...certChain]),
-    certChainPem: certsToPem(certChain),
-    key: key.key,
-    notBefore: leaf.notBefore,
-    notAfter: leaf.notAfter,
-    serial: leaf.serialHex.toLowerCase(),
+    ...svidOf({ spiffeId, certChain, key: key.key, notBefore: leaf.notBefore, notAfter: leaf.notAfter, serial: leaf.serialHex.toLowerCase() }),
     leafPem: toPem('CERTIFICATE', certChain[0]!),
     keyPem: key.key.export({ format: 'pem', type: 'pkcs8' }).toString(),
   });
 }
 
 /** An SvidSource holding whatever the test sets; `update` notifies subscribers as a renewal would. */
-export class StaticSvidSource implements SvidSource {
-  #svid: Svid | null;
-  #bundle: TrustBundle | null;
-  readonly #listeners = new Set<() => void>();
-
+export class StaticSvidSource extends SvidHolder {
   constructor(init: { svid: Svid | null; bundle: TrustBundle | null }) {
-    this.#svid = init.svid;
-    this.#bundle = init.bundle;
-  }
-
-  svid(): Svid | null {
-    return this.#svid;
-  }
-
-  bundle(): TrustBundle | null {
-    return this.#bundle;
-  }
-
-  onChange(fn: () => void): () => void {
-    this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
+    super(init);
   }
 
   /** Replace the SVID and/or the bundle, then notify. */
   update(next: { svid?: Svid | null; bundle?: TrustBundle | null }): void {
-    if (next.svid !== undefined) this.#svid = next.svid;
-    if (next.bundle !== undefined) this.#bundle = next.bundle;
-    for (const fn of [...this.#listeners]) fn();
-  }
-
-  get listenerCount(): number {
-    return this.#listeners.size;
+    this.replace(next);
+    this.notify();
   }
 }
 
