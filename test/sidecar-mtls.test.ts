@@ -6,13 +6,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { initCa, startCa, type RunningTestCa } from './helpers/ca-fixture.ts';
-import { metricSample, startSidecar, type RunningSidecar } from './helpers/mesh-fixture.ts';
-import { tempDir, tollgate } from './helpers/procs.ts';
-import { sClient, startBackend, waitFor, type TestBackend } from './helpers/sidecar-fixture.ts';
+import { initCa, type RunningTestCa } from './helpers/ca-fixture.ts';
+import { metricSample, shopId, startSidecar, startWebOrdersMesh, type RunningSidecar, type WebOrdersMesh } from './helpers/mesh-fixture.ts';
+import { tollgate } from './helpers/procs.ts';
+import { sClient, waitFor, type TestBackend } from './helpers/sidecar-fixture.ts';
 
-const ID = (sa: string): string => `spiffe://example.org/ns/shop/sa/${sa}`;
-let tmp: ReturnType<typeof tempDir>;
+const ID = shopId;
+let mesh: WebOrdersMesh;
+let tmpDir: string;
 let ca: RunningTestCa;
 let backend: TestBackend;
 let orders: RunningSidecar;
@@ -20,33 +21,19 @@ let web: RunningSidecar;
 
 /** A leaf from `tollgate cert issue`; `args` present it with s_client (-cert sends only the leaf, -cert_chain adds the intermediate). */
 function issue(caDir: string, sa: string, trustDomain = 'example.org'): { cert: string; key: string; args: string[] } {
-  const out = join(tmp.dir, `${trustDomain}-${sa}`);
+  const out = join(tmpDir, `${trustDomain}-${sa}`);
   const r = tollgate(['cert', 'issue', '--ca-dir', caDir, '--spiffe-id', `spiffe://${trustDomain}/ns/shop/sa/${sa}`, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   return { cert: `${out}.crt`, key: `${out}.key`, args: ['-cert', `${out}.crt`, '-cert_chain', `${out}.crt`, '-key', `${out}.key`] };
 }
 
 before(async () => {
-  tmp = tempDir();
-  initCa(join(tmp.dir, 'ca'));
-  ca = await startCa(join(tmp.dir, 'ca'));
-  backend = await startBackend();
-  orders = await startSidecar(tmp.dir, ca, {
-    name: 'orders',
-    spiffeId: ID('orders'),
-    inbound: { appPort: backend.port },
-    policy: `ports:\n  "${backend.port}":\n    allow: [${ID('web')}]\n`,
-  });
-  web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: ID('web'), outbound: { upstreamPort: orders.inboundPort, spiffeId: ID('orders') } });
+  mesh = await startWebOrdersMesh();
+  ({ ca, backend, orders, web } = mesh);
+  tmpDir = mesh.dir;
 });
 
-after(async () => {
-  await web?.proc.stop();
-  await orders?.proc.stop();
-  await backend?.close();
-  await ca?.stop();
-  tmp?.cleanup();
-});
+after(() => mesh?.stop());
 
 test('both sidecars are ready and say so on /readyz', async () => {
   for (const s of [orders, web]) {
@@ -78,8 +65,8 @@ const refusals: Array<{ name: string; args: () => string[]; reason: string }> = 
   {
     name: 'certificate from another CA',
     args: () => {
-      initCa(join(tmp.dir, 'other-ca'));
-      const c = issue(join(tmp.dir, 'other-ca'), 'web');
+      initCa(join(tmpDir, 'other-ca'));
+      const c = issue(join(tmpDir, 'other-ca'), 'web');
       return c.args;
     },
     reason: 'untrusted',
@@ -125,7 +112,7 @@ for (const r of refusals) {
 }
 
 test('outbound to a server with the wrong SPIFFE ID: the client sees the connection closed, nothing reaches the app', async (t) => {
-  const wrong = await startSidecar(tmp.dir, ca, { name: 'web-wrong', spiffeId: ID('web'), outbound: { upstreamPort: orders.inboundPort, spiffeId: ID('payments') } });
+  const wrong = await startSidecar(tmpDir, ca, { name: 'web-wrong', spiffeId: ID('web'), outbound: { upstreamPort: orders.inboundPort, spiffeId: ID('payments') } });
   t.after(() => wrong.proc.stop());
   const conns = backend.connections;
   const s = connect(wrong.outboundPort, '127.0.0.1');

@@ -7,42 +7,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { initCa, startCa, type RunningTestCa } from './helpers/ca-fixture.ts';
-import { metricSample, startSidecar, type RunningSidecar } from './helpers/mesh-fixture.ts';
-import { tempDir } from './helpers/procs.ts';
-import { startBackend, waitFor, type TestBackend } from './helpers/sidecar-fixture.ts';
+import { startCa } from './helpers/ca-fixture.ts';
+import { metricSample, startWebOrdersMesh, type RunningSidecar, type WebOrdersMesh } from './helpers/mesh-fixture.ts';
+import { waitFor } from './helpers/sidecar-fixture.ts';
 
-const ID = (sa: string): string => `spiffe://example.org/ns/shop/sa/${sa}`;
 const RENEWED = 'tollgate_svid_renewals_total{result="ok"}';
-let tmp: ReturnType<typeof tempDir>;
-let ca: RunningTestCa;
-let backend: TestBackend;
+let mesh: WebOrdersMesh;
 let orders: RunningSidecar;
 let web: RunningSidecar;
 
 before(async () => {
-  tmp = tempDir();
-  initCa(join(tmp.dir, 'ca'));
-  ca = await startCa(join(tmp.dir, 'ca'), ['--default-ttl', '10s']);
-  backend = await startBackend();
-  orders = await startSidecar(tmp.dir, ca, {
-    name: 'orders',
-    spiffeId: ID('orders'),
-    ttl: '10s',
-    inbound: { appPort: backend.port },
-    policy: `ports:\n  "${backend.port}":\n    allow: [${ID('web')}]\n`,
-  });
-  web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: ID('web'), ttl: '10s', outbound: { upstreamPort: orders.inboundPort, spiffeId: ID('orders') } });
+  mesh = await startWebOrdersMesh({ caArgs: ['--default-ttl', '10s'], ttl: '10s' });
+  ({ orders, web } = mesh);
 });
 
-after(async () => {
-  await web?.proc.stop();
-  await orders?.proc.stop();
-  await backend?.close();
-  await ca?.stop();
-  tmp?.cleanup();
-});
+after(() => mesh?.stop());
 
 /** One request on a fresh connection through web's outbound port; resolves true when echoed. */
 function oneRequest(i: number): Promise<boolean> {
@@ -95,20 +74,20 @@ test('renewals under continuous traffic: 0 failed requests, the long-lived conne
 });
 
 test('CA down: sidecars keep serving; CA back on the same address: renewal resumes', async () => {
-  const address = `127.0.0.1:${ca.grpcPort}`;
-  await ca.stop();
+  const address = `127.0.0.1:${mesh.ca.grpcPort}`;
+  await mesh.ca.stop();
   const renewed = metricSample(await orders.metrics(), RENEWED);
   // Traffic keeps flowing on the current SVIDs while renewals fail.
   await waitFor(async () => metricSample(await orders.metrics(), 'tollgate_svid_renewals_total{result="error"}') > 0, 'a failed renewal', 10_000);
   for (let i = 0; i < 5; i++) assert.ok(await oneRequest(1000 + i), 'request during the CA outage');
   assert.equal((await orders.readiness()).status, 200);
-  ca = await startCa(ca.dir, ['--listen', address, '--default-ttl', '10s']);
+  mesh.ca = await startCa(mesh.ca.dir, ['--listen', address, '--default-ttl', '10s']);
   await waitFor(async () => metricSample(await orders.metrics(), RENEWED) > renewed, 'renewal after the CA came back', 10_000);
   assert.ok(await oneRequest(2000));
 });
 
 test('CA stays down: /readyz fails once the SVID has expired', async () => {
-  await ca.stop();
+  await mesh.ca.stop();
   await waitFor(async () => (await orders.readiness()).status === 503, '/readyz to fail after expiry', 15_000);
   assert.match((await orders.readiness()).body, /expired/);
 });

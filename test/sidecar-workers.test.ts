@@ -6,36 +6,24 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { initCa, startCa, type RunningTestCa } from './helpers/ca-fixture.ts';
-import { metricSample, startSidecar, type RunningSidecar } from './helpers/mesh-fixture.ts';
-import { tempDir } from './helpers/procs.ts';
-import { sClient, startBackend, waitFor, type TestBackend } from './helpers/sidecar-fixture.ts';
+import type { RunningTestCa } from './helpers/ca-fixture.ts';
+import { metricSample, shopId, startWebOrdersMesh, type RunningSidecar, type WebOrdersMesh } from './helpers/mesh-fixture.ts';
+import { sClient, waitFor, type TestBackend } from './helpers/sidecar-fixture.ts';
 
-const ID = (sa: string): string => `spiffe://example.org/ns/shop/sa/${sa}`;
+const ID = shopId;
 const ALLOWED = 'tollgate_inbound_connections_total{result="allowed",reason="allowed"}';
-let tmp: ReturnType<typeof tempDir>;
+let mesh: WebOrdersMesh;
 let ca: RunningTestCa;
 let backend: TestBackend;
 let orders: RunningSidecar;
 let web: RunningSidecar;
 
 before(async () => {
-  tmp = tempDir();
-  initCa(join(tmp.dir, 'ca'));
-  ca = await startCa(join(tmp.dir, 'ca'));
-  backend = await startBackend();
-  const spec = { name: 'orders', spiffeId: ID('orders'), inbound: { appPort: backend.port }, policy: `ports:\n  "${backend.port}":\n    allow: [${ID('web')}]\n` };
-  orders = await startSidecar(tmp.dir, ca, spec, ['--workers', '2']);
-  web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: ID('web'), outbound: { upstreamPort: orders.inboundPort, spiffeId: ID('orders') } }, ['--workers', '2']);
+  mesh = await startWebOrdersMesh({ sidecarArgs: ['--workers', '2'] });
+  ({ ca, backend, orders, web } = mesh);
 });
 
-after(async () => {
-  await web?.proc.stop();
-  await orders?.proc.stop();
-  await backend?.close();
-  await ca?.stop();
-  tmp?.cleanup();
-});
+after(() => mesh?.stop());
 
 test('the ready line reports 2 workers and one shared port (configured as port 0); /readyz is 200', async () => {
   for (const s of [orders, web]) {

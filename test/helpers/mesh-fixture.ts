@@ -2,9 +2,9 @@
 // count connections and bytes are in test/helpers/sidecar-fixture.ts.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createJoinToken } from './ca-fixture.ts';
-import type { RunningTestCa } from './ca-fixture.ts';
-import { startTollgate, type Started } from './procs.ts';
+import { createJoinToken, initCa, startCa, type RunningTestCa } from './ca-fixture.ts';
+import { startTollgate, tempDir, type Started } from './procs.ts';
+import { startBackend, type TestBackend } from './sidecar-fixture.ts';
 
 export interface SidecarSpec {
   readonly name: string;
@@ -74,4 +74,62 @@ export async function startSidecar(dir: string, ca: RunningTestCa, spec: Sidecar
 export function metricSample(text: string, sample: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
   return line ? Number(line.slice(sample.length + 1)) : 0;
+}
+
+/** spiffe://example.org/ns/shop/sa/<sa>: the identities the mesh tests use. */
+export const shopId = (sa: string): string => `spiffe://example.org/ns/shop/sa/${sa}`;
+
+/** A CA, an echo backend behind the orders sidecar (allow-list: web only), and web's sidecar calling orders. */
+export interface WebOrdersMesh {
+  readonly dir: string;
+  /** The running CA; a test that restarts it puts the new one here so stop() stops it. */
+  ca: RunningTestCa;
+  readonly backend: TestBackend;
+  readonly orders: RunningSidecar;
+  readonly web: RunningSidecar;
+  stop(): Promise<void>;
+}
+
+export async function startWebOrdersMesh(options: { caArgs?: string[]; ttl?: string; sidecarArgs?: string[] } = {}): Promise<WebOrdersMesh> {
+  const tmp = tempDir();
+  const parts: { ca?: RunningTestCa; backend?: TestBackend; orders?: RunningSidecar; web?: RunningSidecar } = {};
+  // Stops whatever has started, also when the start itself fails half-way.
+  const stop = async (): Promise<void> => {
+    await parts.web?.proc.stop();
+    await parts.orders?.proc.stop();
+    await parts.backend?.close();
+    await parts.ca?.stop();
+    tmp.cleanup();
+  };
+  try {
+    initCa(join(tmp.dir, 'ca'));
+    const ca = (parts.ca = await startCa(join(tmp.dir, 'ca'), options.caArgs ?? []));
+    const backend = (parts.backend = await startBackend());
+    const ttl = options.ttl ? { ttl: options.ttl } : {};
+    const args = options.sidecarArgs ?? [];
+    const orders = (parts.orders = await startSidecar(tmp.dir, ca, {
+      name: 'orders',
+      spiffeId: shopId('orders'),
+      ...ttl,
+      inbound: { appPort: backend.port },
+      policy: `ports:\n  "${backend.port}":\n    allow: [${shopId('web')}]\n`,
+    }, args));
+    const web = (parts.web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: shopId('web'), ...ttl, outbound: { upstreamPort: orders.inboundPort, spiffeId: shopId('orders') } }, args));
+    return {
+      dir: tmp.dir,
+      get ca() {
+        return parts.ca!;
+      },
+      set ca(c: RunningTestCa) {
+        parts.ca = c;
+      },
+      backend,
+      orders,
+      web,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
