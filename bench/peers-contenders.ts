@@ -32,6 +32,11 @@ export interface Contender {
   readonly name: string;
   /** Why it cannot run here, or null. */
   missing(): string | null;
+  /**
+   * How long an idle process of this contender takes to give back start-up and load garbage, ms
+   * (memory is read after it). Unset: the bench's short settle time.
+   */
+  readonly idleSettleMs?: number;
   /** One-time set-up before the first pair (e.g. a CA); throws when the contender cannot run. */
   prepare?(dir: string, log: Log): Promise<void>;
   start(ctx: PairContext): Promise<Pair>;

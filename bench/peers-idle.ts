@@ -23,11 +23,24 @@ export interface IdleResult {
   readonly kbPerConn: number;
 }
 
-export async function measureIdle(pair: Pair, o: { count: number; settleMs: number; dir: string }): Promise<IdleResult> {
+/** Wait settleMs, reading USS every second (the series goes to the log), then read both sides. */
+async function settle(pair: Pair, settleMs: number, log: (line: string) => void): Promise<{ server: number; client: number }> {
+  const server = pair.server!.pid;
+  const client = pair.client!.pid;
+  const series: number[] = [];
+  for (let waited = 0; waited < settleMs; waited += 1000) {
+    await sleep(Math.min(1000, settleMs - waited));
+    series.push(Math.round(memory(server).ussKb / 1024));
+  }
+  log(`server USS MiB each second while settling: ${series.join(' ')}`);
+  return { server: memory(server).ussKb, client: memory(client).ussKb };
+}
+
+export async function measureIdle(pair: Pair, o: { count: number; settleMs: number; dir: string; log: (line: string) => void }): Promise<IdleResult> {
   if (!pair.server || !pair.client || !pair.mtlsPort || !pair.clientCreds) throw new Error('the idle test needs a proxy pair');
-  await sleep(o.settleMs); // let start-up allocations settle
-  const before = memory(pair.server.pid);
-  const clientIdle = memory(pair.client.pid);
+  const idle = await settle(pair, o.settleMs, o.log); // start-up garbage given back
+  const before = { ussKb: idle.server };
+  const clientIdle = { ussKb: idle.client };
   const args: IdleClientArgs = { port: pair.mtlsPort, ...pair.clientCreds, count: o.count, concurrency: 32, deadlineMs: 180_000 };
   const { proc, ready } = await startUntilReady('idle-client', process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(args)], {
     logFile: join(o.dir, 'idle-client.log'),
@@ -37,8 +50,7 @@ export async function measureIdle(pair: Pair, o: { count: number; settleMs: numb
   try {
     // The server side finishes its half of the handshake and dials the backend after the client's
     // secureConnect; wait before reading its memory.
-    await sleep(o.settleMs);
-    const held = memory(pair.server.pid);
+    const held = { ussKb: (await settle(pair, o.settleMs, o.log)).server };
     const opened = Number(ready.open);
     const failed = Number(ready.failed);
     if (opened === 0) throw new Error(`no idle connection opened: ${String(ready.firstError)}`);

@@ -210,8 +210,10 @@ How measured: keep-alive = \`wrk -t2 -c32 --latency\` after a short warm-up; new
 client → server. CPU = utime+stime from /proc/PID/stat of both proxies' process trees over the keep-alive
 (per request) and close (per connection) runs. Peak RSS = VmHWM, USS = Private_Clean+Private_Dirty from
 smaps_rollup, summed over each side's process tree; "after load" is read after the close run. Idle
+memory is read once a freshly started pair has been quiet for its settle time (Tollgate: 20 s, since V8
+gives start-up garbage back about 15 s after a process goes quiet; a sidecar idles for hours). Idle
 connections: a separate Node client opens N mTLS connections (client certificate, 32 handshakes in flight) to
-a freshly started server side; KiB per connection = USS growth / N. Start-to-ready: spawn of a server-side
+that server side, which settles again before it is read; KiB per connection = USS growth / N. Start-to-ready: spawn of a server-side
 \`tollgate sidecar run\` to its ready line (fresh join token each), median of 5 per run. All proxies share
 the machine's CPUs with wrk and the backend: rates are whole-system figures; CPU per request/connection
 is the more portable one. Raw tool output: \`bench/out/peers/\` (not committed).

@@ -128,7 +128,8 @@ async function phaseIdle(x: TrialContext, t: Trial): Promise<void> {
   if (!x.http) return void t.notes.push('no idle test: the nginx backend is missing');
   await withPair(x, 'idle', x.http.port, async (p) => {
     x.log(`${x.c.name}: ${x.s.idleConns} idle mTLS connections to the server side`);
-    t.idle = await measureIdle(p, { count: x.s.idleConns, settleMs: x.s.settleMs, dir: join(x.dir, 'idle') });
+    const settleMs = Math.max(x.s.settleMs, x.c.idleSettleMs ?? 0);
+    t.idle = await measureIdle(p, { count: x.s.idleConns, settleMs, dir: join(x.dir, 'idle'), log: (line) => x.log(`${x.c.name}: ${line}`) });
     if (t.idle.failed) t.notes.push(`idle: ${t.idle.failed} of ${x.s.idleConns} connections failed`);
   });
 }

@@ -20,15 +20,16 @@ if (mode !== '0') {
     }
   }
   if (bundle) {
-    // Each command group compiles different code, so each has its own code cache, saved once a
-    // server has started or when a command exits (and kept unless this run compiled clearly more).
-    // --help is not worth keeping.
+    // Each command compiles different code, so each has its own code cache, made by the
+    // first run after a build: 2 s after a server started, or when a command succeeds. --help and
+    // failed commands have compiled too little to be worth keeping.
     const argv = process.argv.slice(2);
     const group = /^(ca|cert|sidecar|policy|demo|inject)$/.test(argv[0] ?? '') ? argv[0] : 'main';
-    const { exports, saveCache } = loadBundle(bundle, { cacheKey: group });
+    const command = group !== 'main' && /^[a-z]+$/.test(argv[1] ?? '') ? `${group}-${argv[1]}` : group;
+    const { exports, saveCache } = loadBundle(bundle, { cacheKey: command });
     if (!argv.some((a) => a === '--help' || a === '-h' || a === 'help')) {
       setTimeout(saveCache, 2000).unref();
-      process.once('exit', saveCache);
+      process.once('exit', (code) => code === 0 && saveCache());
     }
     cli = exports;
   }

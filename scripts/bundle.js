@@ -16,13 +16,13 @@
 // `npm run build` (and `npm ci`, through `prepare`) builds the bundle ahead, e.g. for a read-only image.
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { Module, createRequire } from 'node:module';
+import { createRequire } from 'node:module';
 import { dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 
 /** Bump when the build options change: bundles of another format are rebuilt. */
-export const BUNDLE_FORMAT = 2;
+export const BUNDLE_FORMAT = 3;
 const HEADER = '// tollgate-bundle ';
 const THIS_FILE = fileURLToPath(import.meta.url);
 
@@ -37,6 +37,9 @@ export const CLI_BUNDLE = Object.freeze({
 // of the bundle and required from node_modules when the code that imports them first runs, so that
 // every other start does not read them.
 const LAZY_EXTERNAL = /^(node-forge|@peculiar\/x509|reflect-metadata)$/;
+
+const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+const WRAP_TAIL = '\n})';
 
 const LOADERS = { '.ts': 'ts', '.mts': 'ts', '.cts': 'ts', '.js': 'js', '.mjs': 'js', '.cjs': 'js', '.json': 'json' };
 
@@ -150,6 +153,10 @@ export async function buildBundle({ root, entry, out }) {
     write: false,
     outfile: out,
     logLevel: 'silent',
+    // The file is already the CommonJS wrapper function, so loading it does not concatenate a second
+    // copy of its 2 MB text (Module.wrap), which V8 would then keep next to the first.
+    banner: { js: WRAP_HEAD },
+    footer: { js: WRAP_TAIL },
     plugins: [tracked],
   });
   // The build runs in an esbuild child process, which would otherwise live as long as this one.
@@ -163,8 +170,7 @@ export async function buildBundle({ root, entry, out }) {
 /**
  * Run a bundle and return its exports. `cacheKey` names its code cache (one per command group, as
  * each compiles different functions). Call `saveCache()` after the work whose compiled code should
- * be kept; it writes the cache, once, unless the one used already held about as much (so a cache
- * made by `--help` gives way to one made by a real run).
+ * be kept; it writes the cache once, and only when this run had none (a new build starts afresh).
  * @param {string} path
  * @param {{ cacheKey: string }} o
  * @returns {{ exports: any, cacheUsed: boolean, saveCache: () => void }}
@@ -180,10 +186,11 @@ export function loadBundle(path, { cacheKey }) {
   } catch {
     // no cache yet
   }
-  const script = new Script(Module.wrap(source), { filename: path, ...(cachedData ? { cachedData } : {}) });
+  const script = new Script(source, { filename: path, ...(cachedData ? { cachedData } : {}) });
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(path), module, path, dirname(path));
   const cacheUsed = cachedData !== undefined && !script.cachedDataRejected;
+  cachedData = undefined; // V8 has copied what it needs
   let saved = false;
   return {
     exports: module.exports,
@@ -191,9 +198,11 @@ export function loadBundle(path, { cacheKey }) {
     saveCache() {
       if (saved) return;
       saved = true;
+      // A cache that was used stays: making another costs a copy of all compiled code (MiBs of
+      // memory the process would keep), and the next build starts a new one anyway.
+      if (cacheUsed) return;
       try {
         const data = script.createCachedData();
-        if (cacheUsed && data.length < cachedData.length * 1.1) return;
         writeAtomic(cacheFile, Buffer.concat([digest, data]));
       } catch {
         // a read-only install still runs, only without the cache

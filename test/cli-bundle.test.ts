@@ -52,6 +52,12 @@ test('a bundle is used while its inputs are unchanged and rebuilt after any edit
     assert.ok(existsSync(`${where.out}.t.v8cache`));
     const again = loadBundle(where.out, { cacheKey: 't' });
     assert.deepEqual([again.exports.value, again.cacheUsed], ['alpha', true], 'the second run uses the code cache');
+    const cacheFile = `${where.out}.t.v8cache`;
+    const made = readFileSync(cacheFile);
+    rmSync(cacheFile);
+    again.saveCache();
+    assert.equal(existsSync(cacheFile), false, 'a run that used a cache makes no other (it would keep a copy of all compiled code)');
+    writeFileSync(cacheFile, made);
 
     // Same size and same mtime: only the change time (ctime) tells, and the bundle must not be used.
     const size = statSync(dep).size;
@@ -80,12 +86,13 @@ test('a code cache runs only with the text it was made from, even one of the sam
   const tmp = tempDir('tollgate-bundle-');
   try {
     const file = join(tmp.dir, 'b.cjs');
-    writeFileSync(file, "module.exports.value = 'alpha';\n");
+    const wrapped = (body: string): string => `(function (exports, require, module, __filename, __dirname) {${body}\n})`;
+    writeFileSync(file, wrapped("module.exports.value = 'alpha';"));
     const first = loadBundle(file, { cacheKey: 'k' });
     first.saveCache();
     assert.equal(loadBundle(file, { cacheKey: 'k' }).cacheUsed, true);
     // V8 checks only the length of the text a cache was made from; the loader checks its hash.
-    writeFileSync(file, "module.exports.value = 'omega';\n");
+    writeFileSync(file, wrapped("module.exports.value = 'omega';"));
     const second = loadBundle(file, { cacheKey: 'k' });
     assert.deepEqual([second.exports.value, second.cacheUsed], ['omega', false]);
   } finally {
