@@ -34,6 +34,39 @@ export interface ContenderResult {
   readonly trials: Trial[];
 }
 
+/**
+ * Every figure the report promises that no run produced, one line each ("haproxy: no keep-alive
+ * req/s (run 1: wrk: timeout)"). Empty when each contender that was asked for ran and gave every
+ * figure at least once: the smoke check CI runs (`npm run bench -- --quick`) fails otherwise.
+ */
+export function missingFigures(r: PeersResult): string[] {
+  const out: string[] = [];
+  for (const c of r.contenders) {
+    if (c.skipped) {
+      out.push(`${c.name}: not run: ${c.skipped}`);
+      continue;
+    }
+    const proxy = c.name !== 'direct';
+    const wanted: [string, (t: Trial) => unknown][] = [
+      ['keep-alive req/s', (t) => t.ka],
+      ['added latency at 1k req/s', (t) => t.paced],
+      ['new mTLS conn/s', (t) => t.close],
+      ['1-stream Gbit/s', (t) => t.gbps],
+    ];
+    if (proxy) {
+      wanted.push(['CPU µs/req', (t) => t.cpuUsPerReq], ['CPU µs/new conn', (t) => t.cpuUsPerConn], ['memory', (t) => t.hwmKb], ['idle connections', (t) => t.idle]);
+    }
+    if (c.name === 'tollgate') wanted.push(['start-to-ready', (t) => t.readyMs]);
+    const why = c.trials.map((t) => [t.error, ...t.notes].filter(Boolean).map((n) => `run ${t.run}: ${n}`).join('; ')).filter(Boolean).join('; ');
+    for (const [label, get] of wanted) {
+      if (!c.trials.some((t) => { const v = get(t); return v !== undefined && (typeof v !== 'number' || Number.isFinite(v)); })) {
+        out.push(`${c.name}: no ${label}${why ? ` (${why})` : ''}`);
+      }
+    }
+  }
+  return out;
+}
+
 export interface PeersResult {
   readonly contenders: ContenderResult[];
   readonly runs: number;

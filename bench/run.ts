@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { caTable, runCaBench } from './ca.ts';
 import { runStorm, stormTable } from './storm.ts';
 import { runPeersBench } from './peers.ts';
-import { peersSection, peersTables } from './peers-report.ts';
+import { missingFigures, peersSection, peersTables } from './peers-report.ts';
 import { peersSvg } from './peers-svg.ts';
 
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
@@ -70,8 +70,10 @@ if (!args['no-ca']) {
 }
 
 let peersMd = previousSection(PEERS_TITLE);
+const missing: string[] = [];
 if (!args['no-peers']) {
   const result = await runPeersBench({ quick, ...(runs ? { runs } : {}), ...(only ? { only } : {}), workers, log });
+  missing.push(...missingFigures(result));
   process.stdout.write(`\n${peersTables(result)}\n`);
   peersMd = peersSection(result).trimEnd();
   writeFileSync(new URL('./results.svg', import.meta.url), peersSvg(result));
@@ -84,5 +86,7 @@ const keptNote = kept.length ? ` Kept from an earlier run: ${kept.join(', ')}.` 
 const md = `# Tollgate benchmark results\n\nRerun with \`npm run bench\` (or \`npm run bench -- --quick\`).\n\n${env}.${keptNote}\n\n${[caSection, peersMd].filter(Boolean).join('\n\n')}\n`;
 writeFileSync(RESULTS, md);
 log('wrote bench/results.md');
+// A run that could not produce a figure fails (CI runs `--quick` as a smoke check of the harness).
+for (const m of missing) log(`missing figure: ${m}`);
 // Handles (readline, timers of finished children) must not keep the bench alive.
-process.exit(0);
+process.exit(missing.length ? 1 : 0);
