@@ -137,6 +137,7 @@ events { worker_connections 4000; }
     ssl_certificate_key ${pki.server.key};
     ssl_client_certificate ${pki.root};
     ssl_verify_client on;
+    ssl_verify_depth 2;
     ssl_session_cache off;
     ssl_session_tickets off;
     proxy_pass ${HOST}:${ctx.backendPort};

@@ -1,6 +1,8 @@
 // Test PKI for the peer proxies, made with the openssl CLI (as ../shared/peer-bench/pki.sh does):
-// an ECDSA P-256 root and two leaves, each with the SPIFFE URI SAN plus a DNS SAN, because
-// haproxy, nginx and stunnel can only check DNS names of the server. Valid 1 hour, fresh per run.
+// an ECDSA P-256 root, an intermediate and two leaves, each with the SPIFFE URI SAN plus a DNS SAN,
+// because haproxy, nginx and stunnel can only check DNS names of the server. Valid 1 hour, fresh
+// per run. The same shape as Tollgate's (root → intermediate → leaf, each side sending leaf +
+// intermediate), so every contender sends, parses and verifies the same chain per handshake.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +17,8 @@ export const SERVER_NAME = 'server.bench.svc';
 export interface PeerPki {
   readonly dir: string;
   readonly root: string;
+  /** *.crt and *.pem hold the leaf followed by this intermediate. */
+  readonly intermediate: string;
   readonly client: { crt: string; key: string; pem: string };
   readonly server: { crt: string; key: string; pem: string };
 }
@@ -38,6 +42,11 @@ policy           = pol_any
 unique_subject   = no
 copy_extensions  = none
 email_in_dn      = no
+[ ext_intermediate ]
+basicConstraints       = critical,CA:TRUE,pathlen:0
+keyUsage               = critical,keyCertSign,cRLSign
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid
 [ pol_any ]
 organizationName = optional
 commonName       = optional
@@ -62,19 +71,27 @@ export function makePeerPki(dir: string): PeerPki {
   ossl('req', '-x509', '-new', '-key', 'root.key', '-sha256', '-days', '1', '-subj', '/O=tollgate-bench/CN=tollgate bench root CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=hash',
     '-out', 'root.crt');
-  // Backdated 60 s: the proxies and openssl must not see a not-yet-valid leaf.
+  // Backdated 60 s: the proxies and openssl must not see a not-yet-valid certificate.
   const startDate = asn1Time(new Date(Date.now() - 60_000));
   const endDate = asn1Time(new Date(Date.now() + 3_540_000));
+  const sign = (csr: string, out: string, issuer: string, extensions: string): void =>
+    ossl('ca', '-batch', '-config', 'ca.cnf', '-cert', `${issuer}.crt`, '-keyfile', `${issuer}.key`, '-in', csr, '-out', out,
+      '-extensions', extensions, '-startdate', startDate, '-enddate', endDate, '-notext');
+  genKey('intermediate.key');
+  ossl('req', '-new', '-key', 'intermediate.key', '-subj', '/O=tollgate-bench/CN=tollgate bench intermediate CA', '-out', 'intermediate.csr');
+  sign('intermediate.csr', 'intermediate.crt', 'root', 'ext_intermediate');
+  const intermediate = readFileSync(join(dir, 'intermediate.crt'), 'utf8');
   for (const name of ['client', 'server']) {
     genKey(`${name}.key`);
     ossl('req', '-new', '-key', `${name}.key`, '-subj', '/O=tollgate-bench', '-out', `${name}.csr`);
-    ossl('ca', '-batch', '-config', 'ca.cnf', '-cert', 'root.crt', '-keyfile', 'root.key', '-in', `${name}.csr`, '-out', `${name}.crt`,
-      '-extensions', `ext_${name}`, '-startdate', startDate, '-enddate', endDate, '-notext');
-    writeFileSync(join(dir, `${name}.pem`), readFileSync(join(dir, `${name}.crt`), 'utf8') + readFileSync(join(dir, `${name}.key`), 'utf8'));
+    sign(`${name}.csr`, `${name}.leaf.crt`, 'intermediate', `ext_${name}`);
+    const chain = readFileSync(join(dir, `${name}.leaf.crt`), 'utf8') + intermediate;
+    writeFileSync(join(dir, `${name}.crt`), chain);
+    writeFileSync(join(dir, `${name}.pem`), chain + readFileSync(join(dir, `${name}.key`), 'utf8'));
     chmodSync(join(dir, `${name}.key`), 0o600);
     chmodSync(join(dir, `${name}.pem`), 0o600);
-    ossl('verify', '-CAfile', 'root.crt', '-purpose', 'sslclient', `${name}.crt`);
+    ossl('verify', '-CAfile', 'root.crt', '-untrusted', 'intermediate.crt', '-purpose', 'sslclient', `${name}.leaf.crt`);
   }
   const leaf = (n: string): { crt: string; key: string; pem: string } => ({ crt: join(dir, `${n}.crt`), key: join(dir, `${n}.key`), pem: join(dir, `${n}.pem`) });
-  return { dir, root: join(dir, 'root.crt'), client: leaf('client'), server: leaf('server') };
+  return { dir, root: join(dir, 'root.crt'), intermediate: join(dir, 'intermediate.crt'), client: leaf('client'), server: leaf('server') };
 }
