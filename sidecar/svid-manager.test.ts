@@ -1,168 +1,33 @@
-// SvidManager against the real CA code in-process (CaService, SvidIssuer, join-token, k8s-token and
-// SVID attestors), all on one ManualClock; the only fakes are injected failures (CA unreachable,
-// tampered responses) and the transport, whose TLS checks the adapter below reproduces.
+// SvidManager against the real CA code in-process (test/helpers/in-process-ca.ts), all on one
+// ManualClock; the only fakes are injected failures (CA unreachable, tampered responses) and the
+// transport, whose TLS checks the adapter reproduces. What a CA answer must be to be used is
+// table-tested on its own in ca-answers.test.ts.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { Registry } from 'prom-client';
-import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
-import { K8sTokenAttestor } from '../ca/attestation/k8s-token.ts';
-import { SvidAttestor } from '../ca/attestation/svid.ts';
-import { AuditLog } from '../ca/audit.ts';
 import { createIntermediate, createRoot, type Authority } from '../ca/authority.ts';
 import { SvidIssuer } from '../ca/issuer.ts';
-import { CaMetrics } from '../ca/metrics.ts';
-import { CaService, type Bundle } from '../ca/service.ts';
-import type { ClientReportMsg } from '../pki/ca-api.ts';
-import type { CaClientOptions, IssuedSvidResponse } from '../pki/ca-client.ts';
+import type { Bundle } from '../ca/service.ts';
+import type { IssuedSvidResponse } from '../pki/ca-client.ts';
 import { ManualClock } from '../pki/clock.ts';
 import { TollgateError } from '../pki/errors.ts';
 import { createLogger } from '../pki/log.ts';
-import { pemToCertDers } from '../pki/pem.ts';
 import { verifySvidChain } from '../pki/svid-validate.ts';
 import { leafFrom, p256, testChain } from '../pki/test-chain.ts';
-import { parseCertificate } from '../pki/x509.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { backoffDelay, earlyRenewalDelay, renewAt, retryBeforeExpiry, seededRandom } from './renewal.ts';
-import { SvidManager, type CaApi, type SvidManagerOptions } from './svid-manager.ts';
+import { SvidManager, type SvidManagerOptions } from './svid-manager.ts';
+import { CA_ID, inProcessCa, TD, unavailable, WEB, type InProcessCa } from '../test/helpers/in-process-ca.ts';
 
-const TD = 'example.org';
-const WEB = 'spiffe://example.org/ns/shop/sa/web';
-const CA_ID = 'spiffe://example.org/ns/tollgate-system/sa/tollgate-ca';
 const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const T0 = Date.UTC(2026, 2, 1);
 /** Certificates carry whole seconds. */
 const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;
 const tmp = mkdtempSync(join(tmpdir(), 'tg-svidmgr-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Call {
-  op: 'getBundle' | 'issue' | 'watch';
-  mtls: boolean;
-  token?: 'join' | 'k8s' | undefined;
-  report?: ClientReportMsg | undefined;
-  at: number;
-  error?: string;
-}
-
-const unavailable = () => new TollgateError('TG_UNAVAILABLE', 'CA at ca.test:8443 is unreachable: connect ECONNREFUSED');
-
-/** The real CA service, behind the CaApi interface the manager talks to. */
-async function inProcessCa(clock: ManualClock) {
-  const dir = mkdtempSync(join(tmp, 'ca-'));
-  const root = await createRoot({ trustDomain: TD, clock });
-  const intermediate = await createIntermediate({ trustDomain: TD, root, clock });
-  const jwtKeys = await generateKeyPair('ES256');
-  const joinTokens = new JoinTokenAttestor({ dir, clock, trustDomain: TD });
-  const k8s = new K8sTokenAttestor({ trustDomain: TD, clock, mode: { kind: 'jwks', issuer: K8S_ISSUER, jwks: { keys: [{ ...(await exportJWK(jwtKeys.publicKey)), kid: 'k1', alg: 'ES256' }] } } });
-  let service: CaService;
-  const svids = new SvidAttestor({ clock, trust: { trustDomain: TD, roots: () => service.bundle.roots, intermediates: () => [service.issuer.intermediate.certificate] } });
-  service = new CaService({
-    trustDomain: TD,
-    clock,
-    issuer: new SvidIssuer({ intermediate, clock }),
-    attestors: [joinTokens, k8s, svids],
-    audit: new AuditLog({ out: { write: () => true }, clock }),
-    metrics: new CaMetrics(new Registry()),
-    bundle: { trustDomain: TD, version: 1, roots: [root.certificate], refreshHintSeconds: 300 },
-    limits: { perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } },
-  });
-  const ca = {
-    root,
-    intermediate,
-    service,
-    calls: [] as Call[],
-    /** Unary calls fail as if the CA were unreachable (watches are ended separately). */
-    down: false,
-    tamper: undefined as ((r: IssuedSvidResponse) => IssuedSvidResponse) | undefined,
-    /** The root the CA's own serving certificate chains to: clients must trust it. */
-    servingRoot: root.certificate,
-    watches: new Set<(e?: TollgateError) => void>(),
-    joinToken: (id = WEB) => joinTokens.create({ spiffeId: id, ttlMs: 600_000 }).token,
-    k8sToken: (exp: number) =>
-      new SignJWT({
-        aud: ['tollgate-ca'], iss: K8S_ISSUER, sub: 'system:serviceaccount:shop:web', exp: Math.floor(exp / 1000), iat: Math.floor(clock.now() / 1000),
-        'kubernetes.io': { namespace: 'shop', pod: { name: 'web-1', uid: 'c1d2' }, serviceaccount: { name: 'web', uid: 'a1b2' } },
-      }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(jwtKeys.privateKey as CryptoKey),
-    endWatches(e?: TollgateError) {
-      for (const end of [...ca.watches]) end(e);
-    },
-    issues: () => ca.calls.filter((c) => c.op === 'issue'),
-    connect(o: CaClientOptions): CaApi {
-      // What TLS would check: the CA proves its SPIFFE ID under a root the client trusts, and a client
-      // certificate comes with proof of its key.
-      const handshake = (): void => {
-        if (ca.down) throw unavailable();
-        if (o.serverId !== CA_ID || !o.roots.some((r) => r.equals(ca.servingRoot))) throw new TollgateError('TG_UNAVAILABLE', 'CA certificate verify failed');
-        if (o.identity) {
-          const spki = createPublicKey(createPrivateKey(o.identity.keyPem)).export({ format: 'der', type: 'spki' });
-          if (!parseCertificate(pemToCertDers(o.identity.certChainPem)[0]!).spki.equals(spki)) throw new Error('client key does not match its certificate');
-        }
-      };
-      const record = (c: Omit<Call, 'at' | 'mtls'>) => ca.calls.push({ ...c, mtls: !!o.identity, at: clock.now() });
-      return {
-        async issue(req) {
-          const call = { op: 'issue' as const, token: req.token ? (req.token.startsWith('tgjoin.') ? ('join' as const) : ('k8s' as const)) : undefined, report: req.report };
-          try {
-            handshake();
-            const res = await service.issueSvid({
-              csr: req.csr, token: req.token, ttlSeconds: req.ttlSeconds, peerAddress: '127.0.0.1',
-              peerChain: o.identity ? pemToCertDers(o.identity.certChainPem) : undefined,
-              report: req.report ? { bundleVersion: req.report.bundle_version, serial: req.report.serial } : undefined,
-            });
-            record(call);
-            const out = { spiffeId: res.spiffeId, certChain: [...res.certChain], bundleVersion: res.bundleVersion, expiresAt: res.expiresAt };
-            return ca.tamper ? ca.tamper(out) : out;
-          } catch (e) {
-            record({ ...call, error: (e as TollgateError).code });
-            throw e;
-          }
-        },
-        async getBundle(report) {
-          record({ op: 'getBundle', report });
-          handshake();
-          return toResponse(service.bundle);
-        },
-        watchBundle(report, onBundle, onEnd) {
-          record({ op: 'watch', report });
-          let live = true;
-          let stop = (): void => {};
-          const end = (e?: TollgateError): void => {
-            if (!live) return;
-            live = false;
-            stop();
-            ca.watches.delete(end);
-            queueMicrotask(() => onEnd(e));
-          };
-          try {
-            handshake();
-          } catch (e) {
-            end(e as TollgateError);
-            return () => (live = false);
-          }
-          ca.watches.add(end);
-          stop = service.watchBundle((b) => queueMicrotask(() => live && onBundle(toResponse(b))));
-          return () => {
-            live = false;
-            stop();
-            ca.watches.delete(end);
-          };
-        },
-        close() {},
-      };
-    },
-  };
-  return ca;
-}
-type InProcessCa = Awaited<ReturnType<typeof inProcessCa>>;
-
-function toResponse(b: Bundle) {
-  return { version: b.version, roots: [...b.roots], refreshHintSeconds: b.refreshHintSeconds, trustDomain: b.trustDomain };
-}
 
 function setup(ca: InProcessCa, clock: ManualClock, over: Partial<SvidManagerOptions> & Pick<SvidManagerOptions, 'attestation'>) {
   const registry = new Registry();
@@ -196,7 +61,7 @@ const retried = (m: SvidManager) => () => m.nextRenewalAt() !== null;
 describe('SvidManager with the real CA in-process', () => {
   test('first issue with a join token, then renewal over mTLS at the seeded jittered time', async () => {
     const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock);
+    const ca = await inProcessCa(clock, tmp);
     const token = ca.joinToken();
     const s = setup(ca, clock, { attestation: { kind: 'join', token } });
     assert.deepEqual(s.m.readiness(), { ready: false, detail: 'no SVID yet' });
@@ -246,7 +111,7 @@ describe('SvidManager with the real CA in-process', () => {
 
   test('CA unreachable: jittered backoff, old SVID kept, unready after expiry, recovers with a fresh k8s token', async () => {
     const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock);
+    const ca = await inProcessCa(clock, tmp);
     const tokenFile = join(tmp, 'sa-token');
     writeFileSync(tokenFile, await ca.k8sToken(T0 + 60_000));
     const backoff = { baseMs: 1000, maxMs: 16_000 };
@@ -301,7 +166,7 @@ describe('SvidManager with the real CA in-process', () => {
 
   test('an expired SVID with a used join token stops and asks for a new join token', async () => {
     const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock);
+    const ca = await inProcessCa(clock, tmp);
     const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() }, ttlSeconds: 10, backoff: { baseMs: 1000, maxMs: 4000 } });
     await s.m.start();
     ca.down = true;
@@ -320,7 +185,7 @@ describe('SvidManager with the real CA in-process', () => {
 
   test('a bad CA response never replaces the good SVID', async () => {
     const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock);
+    const ca = await inProcessCa(clock, tmp);
     const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
     await s.m.start();
     const good = s.m.svid()!;
@@ -352,7 +217,7 @@ describe('SvidManager with the real CA in-process', () => {
 
   test('bundle pushes: a new version replaces the bundle, bad ones are refused, a broken stream is re-watched', async () => {
     const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock);
+    const ca = await inProcessCa(clock, tmp);
     const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
     await s.m.start();
     const due = s.m.nextRenewalAt();
@@ -396,7 +261,7 @@ describe('SvidManager with the real CA in-process', () => {
 
   test('root rotation: a bundle without our root renews early and converges on the new root', async () => {
     const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock);
+    const ca = await inProcessCa(clock, tmp);
     const tokenFile = join(tmp, 'sa-token-rotation');
     writeFileSync(tokenFile, await ca.k8sToken(T0 + 24 * 3600_000));
     const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile } });
@@ -435,7 +300,7 @@ describe('SvidManager with the real CA in-process', () => {
 
   test('start() retries an unreachable CA with backoff, and close() ends a pending start', async () => {
     const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock);
+    const ca = await inProcessCa(clock, tmp);
     ca.down = true;
     const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
     let settled = false;

@@ -3,21 +3,17 @@
 // on failure while the current SVID keeps serving, and the CA's bundle followed over WatchBundle.
 // Everything the CA returns is checked before use; a bad answer never replaces a good SVID or bundle
 // (PRODUCT.md §10.4). Timers run on the injected Clock, jitter comes from the injected random.
-import { generateKeyPair, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import type { ClientReportMsg } from '../pki/ca-api.ts';
 import { CaClient, type BundleResponse, type CaClientOptions, type IssuedSvidResponse } from '../pki/ca-client.ts';
 import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
-import { createCsr } from '../pki/csr.ts';
 import { TollgateError, toTollgateError, type ErrorCode } from '../pki/errors.ts';
 import { silentLogger, type Logger } from '../pki/log.ts';
 import { parseSpiffeId } from '../pki/spiffe-id.ts';
-import { checkSigningProfile, verifySvidChain, type VerifiedChain } from '../pki/svid-validate.ts';
-import { parseCertificate } from '../pki/x509.ts';
+import { checkBundle, checkIssued, makeKeyMaterial, type KeyMaterial } from './ca-answers.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { DEFAULT_BACKOFF, backoffDelay, earlyRenewalDelay, heldLifetime, renewAt, retryBeforeExpiry } from './renewal.ts';
-import { SvidHolder, svidOf, trustBundleOf, type Svid, type SvidSource } from './svid-source.ts';
+import { SvidHolder, type Svid, type SvidSource } from './svid-source.ts';
 
 /** The part of CaClient the manager uses; tests put an in-process CA behind it. */
 export interface CaApi {
@@ -54,25 +50,6 @@ interface Issued {
 
 const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING']);
 
-/** The sidecar's one key, made in memory and never written anywhere. */
-interface KeyMaterial {
-  readonly key: KeyObject;
-  /** The PEM copy exists only to hand to the TLS stack. */
-  readonly keyPem: string;
-  readonly spki: Buffer;
-  /** One CSR for the life of the key: the CA caches verified CSRs by hash. */
-  readonly csr: Buffer;
-}
-
-async function makeKeyMaterial(): Promise<KeyMaterial> {
-  const { privateKey: key } = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' });
-  return {
-    key,
-    keyPem: key.export({ format: 'pem', type: 'pkcs8' }) as string,
-    spki: createPublicKey(key).export({ format: 'der', type: 'spki' }),
-    csr: createCsr(key),
-  };
-}
 
 export class SvidManager extends SvidHolder implements SvidSource {
   readonly #o: SvidManagerOptions;
@@ -283,34 +260,11 @@ export class SvidManager extends SvidHolder implements SvidSource {
     }
   }
 
-  /** Check an IssueSVID answer: our key, the SPIFFE ID it claims, a chain to the current bundle. */
+  /** Check an IssueSVID answer against our key and the current bundle. */
   #validate(res: IssuedSvidResponse, keys: KeyMaterial): { svid: Svid; root: Buffer } {
     const bundle = this.bundle();
-    const [leaf, ...intermediates] = res.certChain;
     if (!bundle) throw new TollgateError('TG_INTERNAL', 'an SVID arrived before the trust bundle');
-    if (!leaf) throw new TollgateError('TG_SVID_INVALID', 'the CA returned an empty certificate chain; check the CA version and logs');
-    let verified: VerifiedChain;
-    try {
-      verified = verifySvidChain({ leaf, intermediates, roots: bundle.roots, now: this.#clock.now(), usage: 'any', trustDomain: this.#trustDomain });
-    } catch (e) {
-      const err = toTollgateError(e, 'TG_SVID_INVALID');
-      throw new TollgateError(err.code === 'TG_CERT_INVALID' ? 'TG_SVID_INVALID' : err.code, `the CA returned an unusable SVID: ${err.message}; kept the current one`, { cause: e });
-    }
-    if (verified.spiffeId.id !== res.spiffeId) {
-      throw new TollgateError('TG_SVID_INVALID', `the CA said it issued ${res.spiffeId} but the certificate is for ${verified.spiffeId.id}; kept the current SVID`);
-    }
-    if (!verified.leaf.spki.equals(keys.spki)) {
-      throw new TollgateError('TG_SVID_INVALID', 'the CA returned a certificate for a different public key than ours; kept the current SVID');
-    }
-    const svid = svidOf({
-      spiffeId: verified.spiffeId.id,
-      certChain: res.certChain,
-      key: keys.key,
-      notBefore: verified.leaf.notBefore,
-      notAfter: verified.leaf.notAfter,
-      serial: verified.leaf.serialHex.toLowerCase(),
-    });
-    return { svid, root: verified.path.at(-1)!.der };
+    return checkIssued(res, { keys, bundle, now: this.#clock.now(), trustDomain: this.#trustDomain });
   }
 
   #failed(err: TollgateError): void {
@@ -401,18 +355,7 @@ export class SvidManager extends SvidHolder implements SvidSource {
 
   /** Validate and install a bundle (throws and keeps the old one when it is unusable). */
   #setBundle(b: BundleResponse): void {
-    if (b.trustDomain !== this.#trustDomain) {
-      throw new TollgateError('TG_SVID_UNTRUSTED', `the CA sent a bundle for trust domain ${JSON.stringify(b.trustDomain)}, expected ${this.#trustDomain}; check --ca-spiffe-id`);
-    }
-    if (b.roots.length === 0) throw new TollgateError('TG_CERT_INVALID', `bundle version ${b.version} holds no roots; kept the current bundle`);
-    for (const [i, der] of b.roots.entries()) {
-      try {
-        checkSigningProfile(parseCertificate(der));
-      } catch (e) {
-        throw new TollgateError('TG_CERT_INVALID', `bundle version ${b.version} root #${i + 1} is unusable: ${(e as Error).message}; kept the current bundle`, { cause: e });
-      }
-    }
-    const bundle = trustBundleOf(b.version, b.trustDomain, b.roots.map((r) => Buffer.from(r)));
+    const bundle = checkBundle(b, this.#trustDomain);
     this.replace({ bundle });
     this.#o.metrics?.bundleVersion.set(b.version);
     this.#log.info('trust bundle updated', { version: b.version, roots: bundle.roots.length });
