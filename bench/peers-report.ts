@@ -213,7 +213,8 @@ export function peersSection(r: PeersResult): string {
 
 Topology: \`wrk/iperf3 → client-side proxy (plaintext in, mTLS out) → server-side proxy (mTLS in, client cert
 required, plaintext out) → backend\`, all on 127.0.0.1; TLS 1.3, one worker each (stunnel: one thread per
-connection), no session resumption. Backend: nginx (1 worker) serving a 1 KiB file, or \`iperf3 -s\`.
+connection), no session resumption, ECDSA P-256 certificates in the same chain for all (root → intermediate →
+leaf; each side sends leaf + intermediate). Backend: nginx (1 worker) serving a 1 KiB file, or \`iperf3 -s\`.
 Each cell: median over ${r.runs} run(s) ± half the range as a share of the median. Run order per run:
 ${r.orders.map((o, i) => `${i + 1}: ${o.join(' ')}`).join('; ')}.
 

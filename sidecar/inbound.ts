@@ -23,7 +23,7 @@ import { checkPeerLeaf } from './peer-identity.ts';
 import { authorize, type Policy } from './policy.ts';
 import { encodeProxyV2 } from './proxy-protocol.ts';
 import type { Svid, TrustBundle } from './svid-source.ts';
-import { spliceOf, type Splice } from './splice.ts';
+import { connectPlainLeg, spliceOf, type Splice } from './splice.ts';
 import { secureContextOptions } from './tls-context.ts';
 
 export interface InboundProxyOptions extends ProxyOptions {
@@ -146,7 +146,7 @@ export class InboundProxy extends ProxyListener {
     }
     this.metrics?.handshakeSeconds.observe({ direction: 'inbound' }, (performance.now() - acceptedAt) / 1000);
 
-    const app = net.connect({ host: this.#o.app.host, port: this.#o.app.port, noDelay: true, allowHalfOpen: true });
+    const app = connectPlainLeg({ host: this.#o.app.host, port: this.#o.app.port, noDelay: true, allowHalfOpen: true });
     const splice = this.splice({ tls: socket, plain: app, acceptedAt });
     splice.peerId = peerId;
     app.once('connect', this.#onAppConnect);

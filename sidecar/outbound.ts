@@ -16,7 +16,7 @@ import { parseWorkloadId } from '../pki/spiffe-id.ts';
 import { failureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
-import { spliceOf, type Splice } from './splice.ts';
+import { connectTlsLeg, spliceOf, type Splice } from './splice.ts';
 import type { Svid, TrustBundle } from './svid-source.ts';
 import { secureContextFor } from './tls-context.ts';
 
@@ -113,7 +113,7 @@ export class OutboundProxy extends ProxyListener {
       checkServerIdentity: this.#checkServerIdentity,
       allowHalfOpen: true,
     };
-    const upstream = tls.connect(connectOptions);
+    const upstream = connectTlsLeg(connectOptions);
     upstream.setNoDelay(true); // tls.connect() ignores its noDelay option
     upstream.getPeerCertificate = leafOnly;
     this.splice({ tls: upstream, plain: local, acceptedAt });
