@@ -5,7 +5,7 @@ import { missingFigures, type PeersResult, type Trial } from './peers-report.ts'
 const wrk = { rps: 1000, p50Ms: 1, p99Ms: 2, requests: 10_000, errors: 0 };
 const idle = { serverUssIdleKb: 1, clientUssIdleKb: 1, serverUssHeldKb: 2, opened: 10, failed: 0, kbPerConn: 0.1 };
 const full = (run: number): Trial => ({
-  run, notes: [], ka: wrk, paced: wrk, close: wrk, gbps: 3, cpuUsPerReq: 80, cpuUsPerConn: 3000,
+  run, notes: [], ka: wrk, paced: wrk, close: wrk, gbps: 3, cpuUsPerReq: 80, cpuUsPerReqPaced: 120, cpuUsPerConn: 3000,
   hwmKb: { client: 1, server: 1 }, ussLoadedKb: { client: 1, server: 1 }, idle, readyMs: 400,
 });
 const result = (contenders: PeersResult['contenders']): PeersResult => ({ contenders, runs: 2, env: [], orders: [] });

@@ -103,9 +103,13 @@ async function phaseHttp(x: TrialContext, t: Trial): Promise<void> {
     await sleep(500);
 
     x.log(`${x.c.name}: wrk paced ~1000 req/s ${x.s.httpSecs}s`);
+    cpu0 = pairCpu(p);
     const paced = await wrk(url, { threads: 2, connections: 10, seconds: x.s.httpSecs, paced: true, outFile: out('paced') });
     if ('error' in paced) t.notes.push(`paced: ${paced.error}`);
-    else t.paced = paced;
+    else {
+      t.paced = paced;
+      if (p.client) t.cpuUsPerReqPaced = ((pairCpu(p) - cpu0) / paced.requests) * 1e6;
+    }
     await sleep(500);
 
     x.log(`${x.c.name}: wrk Connection: close -t2 -c32 ${x.s.httpSecs}s`);
