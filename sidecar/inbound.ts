@@ -20,6 +20,7 @@ import { toTollgateError } from '../pki/errors.ts';
 import { certificateFailure, failureReason, type FailureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
+import { peerLeafDer } from './peer-leaf.ts';
 import { authorize, type Policy } from './policy.ts';
 import { encodeProxyV2 } from './proxy-protocol.ts';
 import type { Svid, TrustBundle } from './svid-source.ts';
@@ -118,14 +119,14 @@ export class InboundProxy extends ProxyListener {
   #onSecureConnection(socket: tls.TLSSocket): void {
     const acceptedAt = rawOf(socket)?.[kAcceptedAt] ?? performance.now();
     const bundle = this.#o.source.bundle();
-    const leaf = socket.getPeerX509Certificate();
+    const leaf = peerLeafDer(socket);
     if (!bundle || !leaf) {
       socket.destroy();
       return this.#refused({ reason: 'no_client_cert', code: 'TG_SVID_INVALID' }, socket, undefined, 'the peer presented no certificate');
     }
     let peerId: string;
     try {
-      peerId = checkPeerLeaf(leaf.raw, { now: this.clock.now(), bundle, usage: 'client' }).id;
+      peerId = checkPeerLeaf(leaf, { now: this.clock.now(), bundle, usage: 'client' }).id;
     } catch (e) {
       socket.destroy();
       const err = toTollgateError(e, 'TG_SVID_INVALID');

@@ -16,6 +16,7 @@ import { parseWorkloadId } from '../pki/spiffe-id.ts';
 import { failureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
+import { peerLeafDer } from './peer-leaf.ts';
 import { connectTlsLeg, spliceOf, type Splice } from './splice.ts';
 import type { Svid, TrustBundle } from './svid-source.ts';
 import { secureContextFor } from './tls-context.ts';
@@ -161,10 +162,10 @@ export class OutboundProxy extends ProxyListener {
 /**
  * Node's tls.connect calls getPeerCertificate(true) once per handshake only to hand the result to
  * checkServerIdentity: it turns the whole peer chain into JS objects (~10 % of CPU under connection
- * churn). Ours reads nothing but the leaf's DER, so each upstream socket answers with just that.
+ * churn). Ours reads nothing but the leaf's DER, so each upstream socket answers with just that
+ * (peer-leaf.ts says why not through getPeerX509Certificate()).
  */
 function leafOnly(this: tls.TLSSocket): tls.DetailedPeerCertificate {
-  const leaf = this.getPeerX509Certificate();
-  return { raw: leaf ? leaf.raw : Buffer.alloc(0) } as tls.DetailedPeerCertificate;
+  return { raw: peerLeafDer(this) ?? Buffer.alloc(0) } as tls.DetailedPeerCertificate;
 }
 

@@ -67,6 +67,19 @@ for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
   });
 }
 
+test('with a session, Node\'s X509_dup path is never taken (it is what this module exists to avoid)', async () => {
+  const p = await connectPair('TLSv1.3');
+  try {
+    const never = (): never => assert.fail('getPeerX509Certificate() was called');
+    p.server.getPeerX509Certificate = never;
+    p.client.getPeerX509Certificate = never;
+    assert.deepEqual(peerLeafDer(p.server), p.clientLeaf.der);
+    assert.deepEqual(peerLeafDer(p.client), p.serverLeaf.der);
+  } finally {
+    p.close();
+  }
+});
+
 test('the serialized session, secret included, is zeroed; the leaf returned is a copy', async () => {
   const p = await connectPair('TLSv1.3');
   try {
