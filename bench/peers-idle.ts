@@ -39,8 +39,6 @@ async function settle(pair: Pair, settleMs: number, log: (line: string) => void)
 export async function measureIdle(pair: Pair, o: { count: number; settleMs: number; dir: string; log: (line: string) => void }): Promise<IdleResult> {
   if (!pair.server || !pair.client || !pair.mtlsPort || !pair.clientCreds) throw new Error('the idle test needs a proxy pair');
   const idle = await settle(pair, o.settleMs, o.log); // start-up garbage given back
-  const before = { ussKb: idle.server };
-  const clientIdle = { ussKb: idle.client };
   const args: IdleClientArgs = { port: pair.mtlsPort, ...pair.clientCreds, count: o.count, concurrency: 32, deadlineMs: 180_000 };
   const { proc, ready } = await startUntilReady('idle-client', process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(args)], {
     logFile: join(o.dir, 'idle-client.log'),
@@ -50,17 +48,17 @@ export async function measureIdle(pair: Pair, o: { count: number; settleMs: numb
   try {
     // The server side finishes its half of the handshake and dials the backend after the client's
     // secureConnect; wait before reading its memory.
-    const held = { ussKb: (await settle(pair, o.settleMs, o.log)).server };
+    const held = (await settle(pair, o.settleMs, o.log)).server;
     const opened = Number(ready.open);
     const failed = Number(ready.failed);
     if (opened === 0) throw new Error(`no idle connection opened: ${String(ready.firstError)}`);
     return {
-      serverUssIdleKb: before.ussKb,
-      clientUssIdleKb: clientIdle.ussKb,
-      serverUssHeldKb: held.ussKb,
+      serverUssIdleKb: idle.server,
+      clientUssIdleKb: idle.client,
+      serverUssHeldKb: held,
       opened,
       failed,
-      kbPerConn: (held.ussKb - before.ussKb) / opened,
+      kbPerConn: (held - idle.server) / opened,
     };
   } finally {
     await proc.stop();

@@ -13,12 +13,10 @@ export const SERVER_ID = `spiffe://${TRUST_DOMAIN}/ns/bench/sa/server`;
 /** The DNS SAN that the peers' client side checks on the server certificate. */
 export const SERVER_NAME = 'server.bench.svc';
 
-/** Files of one PKI; *.pem = certificate + key (the form haproxy wants). */
+/** Files of one PKI; *.crt = leaf + intermediate, *.pem = the same + key (the form haproxy wants). */
 export interface PeerPki {
   readonly dir: string;
   readonly root: string;
-  /** *.crt and *.pem hold the leaf followed by this intermediate. */
-  readonly intermediate: string;
   readonly client: { crt: string; key: string; pem: string };
   readonly server: { crt: string; key: string; pem: string };
 }
@@ -93,5 +91,5 @@ export function makePeerPki(dir: string): PeerPki {
     ossl('verify', '-CAfile', 'root.crt', '-untrusted', 'intermediate.crt', '-purpose', 'sslclient', `${name}.leaf.crt`);
   }
   const leaf = (n: string): { crt: string; key: string; pem: string } => ({ crt: join(dir, `${n}.crt`), key: join(dir, `${n}.key`), pem: join(dir, `${n}.pem`) });
-  return { dir, root: join(dir, 'root.crt'), intermediate: join(dir, 'intermediate.crt'), client: leaf('client'), server: leaf('server') };
+  return { dir, root: join(dir, 'root.crt'), client: leaf('client'), server: leaf('server') };
 }

@@ -168,8 +168,8 @@ export async function buildBundle({ root, entry, out }) {
 }
 
 /**
- * Run a bundle and return its exports. `cacheKey` names its code cache (one per command group, as
- * each compiles different functions). Call `saveCache()` after the work whose compiled code should
+ * Run a bundle and return its exports. `cacheKey` names its code cache (one per command, as each
+ * compiles different functions). Call `saveCache()` after the work whose compiled code should
  * be kept; it writes the cache once, and only when this run had none (a new build starts afresh).
  * @param {string} path
  * @param {{ cacheKey: string }} o

@@ -13,9 +13,6 @@
 import type { TLSSocket } from 'node:tls';
 import { children, readElement, Tag, whole } from '../pki/der.ts';
 
-/** Context tag [3], constructed: SSL_SESSION's peer certificate. */
-const PEER_TAG = 0xa3;
-
 /** The peer's leaf certificate (DER), or null when the peer presented none. */
 export function peerLeafDer(socket: TLSSocket): Buffer | null {
   const session = socket.getSession();
@@ -33,7 +30,7 @@ export function leafOfSession(session: Buffer): Buffer | null {
     const top = readElement(session, 0);
     if (top.tag !== Tag.SEQUENCE || top.end !== session.length) return null;
     for (const field of children(session, top)) {
-      if (field.tag !== PEER_TAG) continue;
+      if (field.tag !== Tag.CTX3) continue; // SSL_SESSION's [3] peer
       const cert = readElement(session, field.start, field.end);
       return cert.tag === Tag.SEQUENCE && cert.end === field.end ? Buffer.from(whole(session, cert)) : null;
     }
