@@ -7,8 +7,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CertificateAuthorityService, type IssueSVIDResponseMsg } from '../pki/ca-api.ts';
-import { CaClient } from '../pki/ca-client.ts';
+import { CertificateAuthorityService, type IssueSVIDResponseMsg } from '../common/ca-api.ts';
+import { connectCa } from '../pki/ca-connect.ts';
 import { checkLeafProfile } from '../pki/svid-validate.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { EMPTY_FRAME, GET_BUNDLE_PATH, ISSUE_SVID_PATH, RawGrpcChannel, issueSvidFrame, type RawChannelOptions } from './ca-h2-client.ts';
@@ -88,7 +88,7 @@ function checkResponse(msg: Buffer, expectId: string): void {
 
 function openChannel(kind: LoadClient, o: RawChannelOptions): Channel {
   if (kind === 'grpc-js') {
-    const c = new CaClient(o);
+    const c = connectCa(o);
     return {
       issue: async (csr, token, expectId) => {
         const r = await c.issue({ csr, token });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
 import { SvidIssuer } from '../ca/issuer.ts';
 import { DirectoryStore } from '../ca/store.ts';
-import { systemClock } from '../pki/clock.ts';
+import { systemClock } from '../common/clock.ts';
 import { createCsr, parseCsr } from '../pki/csr.ts';
 import { certsToPem, pemToCertDers } from '../pki/pem.ts';
 import { startTollgate, type Started } from '../test/helpers/procs.ts';

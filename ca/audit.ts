@@ -1,5 +1,5 @@
 // The audit trail: one JSON line per issuance and per refusal. Never keys, tokens or CSRs.
-import type { Clock } from '../pki/clock.ts';
+import type { Clock } from '../common/clock.ts';
 
 export interface AuditRecord {
   readonly event: 'svid_issued' | 'svid_refused';

@@ -3,8 +3,8 @@
 // to the trust domain; intermediate: 30 days (never past the root), pathLen 0, same SAN.
 import { createPrivateKey, createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { tlv } from '../pki/der.ts';
-import type { Clock } from '../pki/clock.ts';
-import { TollgateError } from '../pki/errors.ts';
+import type { Clock } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseTrustDomain, trustDomainId } from '../pki/spiffe-id.ts';
 import { Oid, parseCertificate, type ParsedCertificate } from '../pki/x509.ts';
 import { bytes, x509 } from '../pki/x509-lib.ts';

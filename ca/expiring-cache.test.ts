@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../pki/clock.ts';
+import { ManualClock } from '../common/clock.ts';
 import { ExpiringCache } from './expiring-cache.ts';
 
 const T0 = Date.UTC(2026, 0, 1);

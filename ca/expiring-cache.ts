@@ -1,7 +1,7 @@
 // A bounded map whose entries are valid only inside a time window of the injected clock: used for
 // results that stay true until a certificate expires (a verified client chain). Least recently used
 // entries go first when it is full; an entry outside its window is a miss and is dropped.
-import type { Clock } from '../pki/clock.ts';
+import type { Clock } from '../common/clock.ts';
 
 interface Entry<V> {
   readonly value: V;

@@ -1,8 +1,8 @@
 // The one place Tollgate error codes become gRPC status codes. The stable TG_ code also travels in
 // the trailer `tollgate-error-code` so clients can act on it without parsing messages.
 import * as grpc from '@grpc/grpc-js';
-import { ERROR_CODE_KEY } from '../pki/ca-api.ts';
-import type { ErrorCode, TollgateError } from '../pki/errors.ts';
+import { ERROR_CODE_KEY } from '../common/ca-api.ts';
+import type { ErrorCode, TollgateError } from '../common/errors.ts';
 
 const STATUS: Record<ErrorCode, grpc.status> = {
   TG_USAGE: grpc.status.INVALID_ARGUMENT,

@@ -9,9 +9,9 @@ import {
   type GetBundleRequestMsg,
   type IssueSVIDRequestMsg,
   type IssueSVIDResponseMsg,
-} from '../pki/ca-api.ts';
-import { toTollgateError } from '../pki/errors.ts';
-import type { Logger } from '../pki/log.ts';
+} from '../common/ca-api.ts';
+import { toTollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import { toServiceError } from './grpc-errors.ts';
 import { peerInfo } from './grpc-peer.ts';
 import type { Bundle, CaService } from './service.ts';

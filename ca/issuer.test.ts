@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../pki/clock.ts';
-import { TollgateError } from '../pki/errors.ts';
+import { ManualClock } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { p256 } from '../pki/test-chain.ts';
 import { createIntermediate, createRoot } from './authority.ts';

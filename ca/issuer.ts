@@ -1,7 +1,7 @@
 // Leaf issuance policy: TTL default 1 h, capped (24 h by default), backdated for clock skew, and never
 // past the issuing intermediate's notAfter.
-import type { Clock } from '../pki/clock.ts';
-import { TollgateError } from '../pki/errors.ts';
+import type { Clock } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
 import { LeafTemplate, type IssuedLeaf, type LeafRequest } from '../pki/svid-template.ts';
 import type { Authority } from './authority.ts';
 

@@ -2,11 +2,11 @@
 // the mesh, tests and legacy clients. The operator who can read the store's keys is the attestation.
 import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
-import type { Clock } from '../pki/clock.ts';
+import type { Clock } from '../common/clock.ts';
 import { createCsr, parseCsr } from '../pki/csr.ts';
 import { certsToPem, toPem } from '../pki/pem.ts';
 import { parseWorkloadId } from '../pki/spiffe-id.ts';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { AuditLog } from './audit.ts';
 import { SvidIssuer } from './issuer.ts';
 import { DirectoryStore } from './store.ts';

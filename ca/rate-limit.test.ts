@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../pki/clock.ts';
+import { ManualClock } from '../common/clock.ts';
 import { RateLimiter } from './rate-limit.ts';
 
 test('token bucket: burst, then the sustained rate, per key', () => {

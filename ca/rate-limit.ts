@@ -1,5 +1,5 @@
 // Token buckets keyed by identity or peer address, driven by an injected clock.
-import type { Clock } from '../pki/clock.ts';
+import type { Clock } from '../common/clock.ts';
 
 export interface RateLimit {
   /** Sustained requests per second. */

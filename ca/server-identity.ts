@@ -4,10 +4,10 @@
 // so rotations take effect without a restart.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
-import type { Clock, TimerHandle } from '../pki/clock.ts';
+import type { Clock, TimerHandle } from '../common/clock.ts';
 import { createCsr, parseCsr } from '../pki/csr.ts';
 import { certsToPem } from '../pki/pem.ts';
-import type { Logger } from '../pki/log.ts';
+import type { Logger } from '../common/log.ts';
 import type { SvidIssuer } from './issuer.ts';
 
 type CertificateProvider = grpc.experimental.CertificateProvider;

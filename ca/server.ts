@@ -1,8 +1,8 @@
 // `tollgate ca serve`: load the store, then serve the gRPC API and the admin endpoints.
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { startAdminServer, type AdminServer } from '../pki/admin-server.ts';
-import type { Clock } from '../pki/clock.ts';
-import type { Logger } from '../pki/log.ts';
+import { startAdminServer, type AdminServer } from '../common/admin-server.ts';
+import type { Clock } from '../common/clock.ts';
+import type { Logger } from '../common/log.ts';
 import { kubernetesSpiffeId } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import type { Attestor } from './attestation/attestor.ts';

@@ -1,9 +1,9 @@
 // The CA's decisions, independent of the transport: rate limits, attestation, CSR check, issuance,
 // audit and metrics. ca/grpc-server.ts adapts gRPC calls to this.
 import { hash } from 'node:crypto';
-import type { Clock } from '../pki/clock.ts';
+import type { Clock } from '../common/clock.ts';
 import { parseCsr, MAX_CSR_BYTES, type VerifiedCsr } from '../pki/csr.ts';
-import { TollgateError, toTollgateError } from '../pki/errors.ts';
+import { TollgateError, toTollgateError } from '../common/errors.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestation/attestor.ts';
 import type { AuditLog } from './audit.ts';
 import type { SvidIssuer } from './issuer.ts';

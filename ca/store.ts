@@ -3,9 +3,9 @@
 // is reported as TG_STORE_CORRUPT with its path and what to do.
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock } from '../pki/clock.ts';
-import { TollgateError } from '../pki/errors.ts';
-import { writeFileAtomic } from '../pki/files.ts';
+import type { Clock } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
+import { writeFileAtomic } from '../common/files.ts';
 import { certsToPem, parsePemBlocks, pemToCertDers, toPem } from '../pki/pem.ts';
 import { parseTrustDomain } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';

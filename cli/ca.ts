@@ -4,10 +4,10 @@ import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Attestor } from '../ca/attestation/attestor.ts';
-import { systemClock } from '../pki/clock.ts';
-import { formatDuration, parseDuration } from '../pki/duration.ts';
-import { TollgateError } from '../pki/errors.ts';
-import { createLogger } from '../pki/log.ts';
+import { systemClock } from '../common/clock.ts';
+import { formatDuration, parseDuration } from '../common/duration.ts';
+import { TollgateError } from '../common/errors.ts';
+import { createLogger } from '../common/log.ts';
 import { parseListen, parsePositiveInt, printJson } from './options.ts';
 
 export function registerCa(program: Command): void {

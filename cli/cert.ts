@@ -1,10 +1,10 @@
 // `tollgate cert ...`: issue (from a local CA store) and inspect (a file or a live endpoint).
 // The CA store and x509 modules are imported inside each action (see cli/ca.ts).
 import type { Command } from 'commander';
-import { systemClock } from '../pki/clock.ts';
-import { parseDuration } from '../pki/duration.ts';
-import { TollgateError } from '../pki/errors.ts';
-import { writeFileAtomic } from '../pki/files.ts';
+import { systemClock } from '../common/clock.ts';
+import { parseDuration } from '../common/duration.ts';
+import { TollgateError } from '../common/errors.ts';
+import { writeFileAtomic } from '../common/files.ts';
 import { printJson } from './options.ts';
 import { EXIT_FAILURE } from './exit.ts';
 

@@ -1,6 +1,6 @@
 // The one place errors become exit codes: 0 ok, 1 failure, 2 usage or bad input.
 import { CommanderError } from 'commander';
-import { isTollgateError, type ErrorCode } from '../pki/errors.ts';
+import { isTollgateError, type ErrorCode } from '../common/errors.ts';
 
 const BAD_INPUT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'TG_USAGE',

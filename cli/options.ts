@@ -1,6 +1,6 @@
 // Small shared parsers for command-line values; each throws TG_USAGE with what to write instead.
-import { parseHostPort, type HostPort } from '../pki/address.ts';
-import { TollgateError } from '../pki/errors.ts';
+import { parseHostPort, type HostPort } from '../common/address.ts';
+import { TollgateError } from '../common/errors.ts';
 
 export function parsePort(text: string, what = 'port'): number {
   const n = Number(text);

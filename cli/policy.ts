@@ -1,6 +1,6 @@
 // `tollgate policy check`: ask the sidecar's own policy code whether a peer may connect.
 import type { Command } from 'commander';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { EXIT_FAILURE } from './exit.ts';
 import { printJson } from './options.ts';
 

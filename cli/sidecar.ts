@@ -1,7 +1,7 @@
 // `tollgate sidecar run`: load the config, start the sidecar, print one JSON ready line, then follow
 // signals: SIGHUP re-reads the policy, SIGTERM/SIGINT drain open connections and exit.
 import type { Command } from 'commander';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 export function registerSidecar(program: Command): void {
   const sidecar = program.command('sidecar').description('run the mutual-TLS sidecar of one workload');
@@ -28,7 +28,7 @@ Examples:
     .action(async (o: { config: string; admin?: string; caAddress?: string; joinToken?: string; logLevel?: string; workers: string }) => {
       if (!/^[1-9][0-9]{0,2}$/.test(o.workers)) throw new TollgateError('TG_USAGE', `--workers ${o.workers}: give a whole number from 1 to 999`);
       const workers = Number(o.workers);
-      const [{ loadSidecarConfig }, { Sidecar }, { createLogger }] = await Promise.all([import('../sidecar/config.ts'), import('../sidecar/sidecar.ts'), import('../pki/log.ts')]);
+      const [{ loadSidecarConfig }, { Sidecar }, { createLogger }] = await Promise.all([import('../sidecar/config.ts'), import('../sidecar/sidecar.ts'), import('../common/log.ts')]);
       const config = loadSidecarConfig(o.config, {
         ...(o.admin !== undefined ? { adminListen: o.admin } : {}),
         ...(o.caAddress !== undefined ? { caAddress: o.caAddress } : {}),

@@ -2,7 +2,7 @@
 // key must be ECDSA P-256; subject and SANs are ignored (identity comes from attestation, never here).
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { Tag, children, content, decodeOid, encodeOid, expectTag, readElement, tlv, whole } from './der.ts';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { Oid, P256_SPKI_LENGTH, isP256Spki } from './x509.ts';
 
 export const MAX_CSR_BYTES = 4096;

@@ -1,6 +1,6 @@
 // Minimal DER: enough to splice certificate templates and walk certificates/CSRs without a full
 // ASN.1 library on hot paths (issuance, peer checks). Parsing for display uses @peculiar/x509.
-import { TollgateError, type ErrorCode } from './errors.ts';
+import { TollgateError, type ErrorCode } from '../common/errors.ts';
 
 export const Tag = {
   BOOLEAN: 0x01,

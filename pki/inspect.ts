@@ -2,14 +2,14 @@
 // humans (formatInspection) or scripts (the Inspection object, stable snake_case field names).
 // Display fields come from @peculiar/x509; the verdicts (profile, chain) come from the same checks the
 // CA and sidecar run (pki/svid-validate.ts), so inspect never disagrees with them.
-import { formatDuration as formatMs } from './duration.ts';
+import { formatDuration as formatMs } from '../common/duration.ts';
 import { peerCertificateChain } from './tls-peer.ts';
 import { X509Certificate } from 'node:crypto';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
-import { parseHostPort, type HostPort } from './address.ts';
-import { TollgateError, isTollgateError } from './errors.ts';
+import { parseHostPort, type HostPort } from '../common/address.ts';
+import { TollgateError, isTollgateError } from '../common/errors.ts';
 import { readCertificates } from './pem.ts';
 import { parseSpiffeId } from './spiffe-id.ts';
 import { checkLeafProfile, checkSigningProfile, verifySvidChain } from './svid-validate.ts';

@@ -1,5 +1,5 @@
 // PEM <-> DER. Certificates travel as DER on the wire (gRPC) and as PEM on disk.
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END \1-----/g;
 

@@ -9,7 +9,7 @@
 // `openssl pkcs12` reads it without -legacy.
 import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseCertificate } from './x509.ts';
 
 const asn1 = forge.asn1;

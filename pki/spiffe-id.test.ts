@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kubernetesSpiffeId, parseSpiffeId, parseTrustDomain, parseWorkloadId } from './spiffe-id.ts';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 const accepts: Array<[string, string, string]> = [
   ['spiffe://example.org', 'example.org', ''],

@@ -2,7 +2,7 @@
 //   spiffe://<trust-domain>[/<segment>...]
 // trust domain: [a-z0-9.-_], 1..255 chars; segments: [a-zA-Z0-9.-_], never empty, "." or "..";
 // no trailing "/", query, fragment, port, userinfo or percent-encoding; whole ID at most 2048 bytes.
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 const SCHEME = 'spiffe://';
 const MAX_ID_LENGTH = 2048;

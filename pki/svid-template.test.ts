@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createCsr, parseCsr } from './csr.ts';
 import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
 import { certsToPem } from './pem.ts';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { LeafTemplate, newSerial } from './svid-template.ts';
 import { checkLeafProfile, verifySvidChain } from './svid-validate.ts';
 import { p256, testChain } from './test-chain.ts';

@@ -5,7 +5,7 @@
 // Building a credential is kept apart from validating one (pki/svid-validate.ts), as SPIRE does.
 import { hash, randomFillSync, sign, type KeyObject } from 'node:crypto';
 import { Tag, encodeOid, headerLength, timeLength, tlv, writeHeader, writeTime } from './der.ts';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseWorkloadId } from './spiffe-id.ts';
 import { Oid, P256_SPKI_PREFIX, isP256Spki, keyIdentifier, parseCertificate, subjectKeyId } from './x509.ts';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, generateKeyPairSync, sign } from 'node:crypto';
 import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { checkLeafProfile, signedBy, verifySvidChain } from './svid-validate.ts';
 import { leafFrom, testChain, buildCert, p256 } from './test-chain.ts';
 import { parseCertificate, Oid } from './x509.ts';

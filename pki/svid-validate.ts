@@ -2,7 +2,7 @@
 // and what renewing clients present with these; the sidecar checks every peer leaf with
 // checkLeafProfile after OpenSSL's chain check, because OpenSSL alone accepts e.g. a cA=true leaf.
 import { X509Certificate, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseSpiffeId, parseWorkloadId, type SpiffeId } from './spiffe-id.ts';
 import {
   KeyUsage,

@@ -2,7 +2,7 @@
 // connection in the sidecar and per renewal in the CA). Display and inspection use @peculiar/x509.
 import { createHash } from 'node:crypto';
 import { Tag, children, content, decodeOid, decodeTime, expectTag, readElement, whole, type Element } from './der.ts';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 export const Oid = {
   basicConstraints: '2.5.29.19',

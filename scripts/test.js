@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const parts = ['pki', 'ca', 'sidecar', 'cli', 'injector', 'test', 'bench'];
+const parts = ['common', 'pki', 'ca', 'sidecar', 'cli', 'injector', 'test', 'bench'];
 const only = process.argv.slice(2);
 
 function collect(dir, out) {

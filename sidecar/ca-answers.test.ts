@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { BundleResponse, IssuedSvidResponse } from '../pki/ca-client.ts';
-import { TollgateError } from '../pki/errors.ts';
+import type { BundleResponse, IssuedSvidResponse } from '../common/ca-client.ts';
+import { TollgateError } from '../common/errors.ts';
 import { buildCert, leafFrom, p256, testChain } from '../pki/test-chain.ts';
 import { Oid } from '../pki/x509.ts';
 import { checkBundle, checkIssued, makeKeyMaterial } from './ca-answers.ts';

@@ -2,9 +2,9 @@
 // answer never replaces a good SVID or bundle (PRODUCT.md §10.4). Pure functions over their inputs.
 import { createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { BundleResponse, IssuedSvidResponse } from '../pki/ca-client.ts';
+import type { BundleResponse, IssuedSvidResponse } from '../common/ca-client.ts';
 import { createCsr } from '../pki/csr.ts';
-import { TollgateError, toTollgateError } from '../pki/errors.ts';
+import { TollgateError, toTollgateError } from '../common/errors.ts';
 import { checkSigningProfile, verifySvidChain, type VerifiedChain } from '../pki/svid-validate.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { svidOf, trustBundleOf, type Svid, type TrustBundle } from './svid-source.ts';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSidecarConfig, parseSidecarConfig, type SidecarConfig, type SidecarConfigOverrides } from './config.ts';
 import { authorize, parsePolicy } from './policy.ts';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 const SOURCE = './sidecar.yaml';
 const BASE = '/etc/tollgate';

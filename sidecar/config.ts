@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../pki/address.ts';
-import { parseDuration } from '../pki/duration.ts';
-import { TollgateError } from '../pki/errors.ts';
-import type { Level } from '../pki/log.ts';
+import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../common/address.ts';
+import { parseDuration } from '../common/duration.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Level } from '../common/log.ts';
 import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
 import { YamlSource, deepFreeze, pathText, pointerSteps, readSourceFile, shown, unknownKeyMessage } from './yaml-source.ts';
 

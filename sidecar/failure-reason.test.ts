@@ -1,7 +1,7 @@
 // Failure classification is a pure table: each input must land on one stable metric label.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { certificateFailure, failureReason } from './failure-reason.ts';
 
 describe('failureReason', () => {

@@ -2,7 +2,7 @@
 // log line. Both proxies classify through here so one failure has one name in both directions; the
 // inputs are OpenSSL verify codes (X509_V_ERR_* names), Node/OpenSSL error codes, socket errnos and
 // our own TollgateErrors.
-import { isTollgateError, type ErrorCode } from '../pki/errors.ts';
+import { isTollgateError, type ErrorCode } from '../common/errors.ts';
 
 export interface FailureReason {
   /** Metric label, e.g. "untrusted". */

@@ -16,7 +16,7 @@
 // server.setSecureContext(); open connections keep the context they were accepted with.
 import net from 'node:net';
 import tls from 'node:tls';
-import { toTollgateError } from '../pki/errors.ts';
+import { toTollgateError } from '../common/errors.ts';
 import { certificateFailure, failureReason, type FailureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';

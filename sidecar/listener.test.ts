@@ -3,8 +3,8 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { ManualClock } from '../pki/clock.ts';
-import { isTollgateError } from '../pki/errors.ts';
+import { ManualClock } from '../common/clock.ts';
+import { isTollgateError } from '../common/errors.ts';
 import { metricValue, proxyTestbed, roundTrip, startBackend, testPki, waitFor, WORKLOAD_IDS, type ProxyTestbed } from '../test/helpers/sidecar-fixture.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { SidecarMetricNames } from './metrics.ts';

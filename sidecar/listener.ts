@@ -4,9 +4,9 @@
 // keeps the previous one). Each proxy extends ProxyListener and keeps only what is its own: how it
 // builds its server and context, how it verifies the peer, and how it counts and logs a connection.
 import type net from 'node:net';
-import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
-import { TollgateError } from '../pki/errors.ts';
-import { silentLogger, type Logger } from '../pki/log.ts';
+import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
+import { silentLogger, type Logger } from '../common/log.ts';
 import type { Direction, SidecarMetrics } from './metrics.ts';
 import { Splice, type SpliceOwner } from './splice.ts';
 import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';

@@ -11,7 +11,7 @@
 // open keep the one they were made with. A context that fails to build keeps the previous one.
 import net from 'node:net';
 import tls from 'node:tls';
-import { TollgateError, toTollgateError } from '../pki/errors.ts';
+import { TollgateError, toTollgateError } from '../common/errors.ts';
 import { parseWorkloadId } from '../pki/spiffe-id.ts';
 import { failureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';

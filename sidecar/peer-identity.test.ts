@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isTollgateError, type ErrorCode } from '../pki/errors.ts';
+import { isTollgateError, type ErrorCode } from '../common/errors.ts';
 import type { CertSpec } from '../pki/test-chain.ts';
 import { Oid } from '../pki/x509.ts';
 import { testPki } from '../test/helpers/sidecar-fixture.ts';

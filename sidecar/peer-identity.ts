@@ -2,7 +2,7 @@
 // OpenSSL's chain check alone accepts leaves an SVID may not be (a cA=true leaf, one without
 // digitalSignature, two URI SANs), so the leaf also passes the same profile check as what the CA
 // issues, its SPIFFE ID must parse strictly, and its trust domain must be the bundle's.
-import { TollgateError, isTollgateError } from '../pki/errors.ts';
+import { TollgateError, isTollgateError } from '../common/errors.ts';
 import type { SpiffeId } from '../pki/spiffe-id.ts';
 import { checkLeafProfile } from '../pki/svid-validate.ts';
 import { parseCertificate, type ParsedCertificate } from '../pki/x509.ts';

@@ -23,7 +23,7 @@
 // Default deny: a port without a section and without `default` allows nobody.
 import { isMap, isScalar, type Node } from 'yaml';
 import { Ajv, type ErrorObject } from 'ajv';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseSpiffeId, parseTrustDomain } from '../pki/spiffe-id.ts';
 import { YamlSource, deepFreeze, pathText, pointerSteps, unknownKeyMessage } from './yaml-source.ts';
 

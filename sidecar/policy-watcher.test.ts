@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PolicyWatcher } from './policy-watcher.ts';
 import { authorize, type Policy } from './policy.ts';
-import { TollgateError } from '../pki/errors.ts';
-import { ManualClock } from '../pki/clock.ts';
+import { TollgateError } from '../common/errors.ts';
+import { ManualClock } from '../common/clock.ts';
 
 const WEB = 'spiffe://example.org/ns/shop/sa/web';
 const CART = 'spiffe://example.org/ns/shop/sa/cart';

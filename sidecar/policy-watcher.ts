@@ -9,9 +9,9 @@
 // sidecar calls it on SIGHUP) re-reads at once.
 import { watch, readFileSync, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import { TollgateError, toTollgateError } from '../pki/errors.ts';
+import { TollgateError, toTollgateError } from '../common/errors.ts';
 import { parseTrustDomain } from '../pki/spiffe-id.ts';
-import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
+import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { parsePolicy, type Policy } from './policy.ts';
 
 export interface PolicyWatcherOptions {

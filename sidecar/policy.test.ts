@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { authorize, parsePolicy, type AuthorizeReason, type Policy } from './policy.ts';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 const SOURCE = '/etc/tollgate/policy.yaml';
 const parse = (text: string, ownTrustDomain = 'example.org'): Policy => parsePolicy(text, { source: SOURCE, ownTrustDomain });

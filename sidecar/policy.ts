@@ -5,7 +5,7 @@
 // authorize() result: `rule` is null when denied, else "<pattern> (<location>)", e.g.
 //   "spiffe://example.org/ns/shop/sa/* (ports.8080.allow[1])" or "spiffe://td/a/b (default.allow[0])".
 // If several rules match, an exact rule wins over a wildcard; among wildcards the first in the file wins.
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseSpiffeId } from '../pki/spiffe-id.ts';
 import { parsePolicyText, type ParsePolicyOptions, type Policy, type PolicySection } from './policy-parse.ts';
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isTollgateError } from '../pki/errors.ts';
+import { isTollgateError } from '../common/errors.ts';
 import {
   PP2_TYPE_SPIFFE_ID,
   PP2_TYPE_SSL,

@@ -14,7 +14,7 @@
 // The decoder is strict (a malformed header throws): a connection to an app that expects the header
 // must come from the sidecar, so anything else is refused rather than guessed at.
 import { isIPv4, isIPv6 } from 'node:net';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 export const PROXY_V2_SIGNATURE: Buffer = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 /** Signature, version/command, family/protocol, 2-byte length. */

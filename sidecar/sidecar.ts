@@ -3,10 +3,10 @@
 // and by the demo; holds no decisions of its own (those live in the parts it wires).
 import { readFileSync } from 'node:fs';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { startAdminServer, type AdminServer, type Readiness } from '../pki/admin-server.ts';
-import { systemClock, type Clock } from '../pki/clock.ts';
-import { TollgateError } from '../pki/errors.ts';
-import type { Logger } from '../pki/log.ts';
+import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
+import { systemClock, type Clock } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import { readCertificates } from '../pki/pem.ts';
 import type { SidecarConfig } from './config.ts';
 import type { InboundProxy } from './inbound.ts';
@@ -16,7 +16,7 @@ import type { PolicyWatcher } from './policy-watcher.ts';
 import type { Policy } from './policy.ts';
 import type { SvidSource } from './svid-source.ts';
 import { SvidManager, type CaApi } from './svid-manager.ts';
-import type { CaClientOptions } from '../pki/ca-client.ts';
+import type { CaConnectOptions } from '../pki/ca-connect.ts';
 
 export interface SidecarOptions {
   readonly config: SidecarConfig;
@@ -26,7 +26,7 @@ export interface SidecarOptions {
   /** One registry per process; created here when not given. */
   readonly registry?: Registry;
   /** Replaces the gRPC client to the CA (tests only). */
-  readonly connect?: (o: CaClientOptions) => CaApi;
+  readonly connect?: (o: CaConnectOptions) => CaApi;
 }
 
 export interface ListenerInfo {
@@ -135,7 +135,7 @@ export function createSvidManager(o: {
   readonly logger: Logger;
   readonly metrics: SidecarMetrics;
   readonly random?: () => number;
-  readonly connect?: (o: CaClientOptions) => CaApi;
+  readonly connect?: (o: CaConnectOptions) => CaApi;
 }): SvidManager {
   const c = o.config;
   let bootstrapRoots: Buffer[];

@@ -26,7 +26,7 @@
 // record) cannot corrupt.
 import net from 'node:net';
 import tls from 'node:tls';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 /** The one that tracks a Splice hears once, when both legs have closed. */
 export interface SpliceOwner {

@@ -4,11 +4,12 @@
 // Everything the CA returns is checked before use; a bad answer never replaces a good SVID or bundle
 // (PRODUCT.md §10.4). Timers run on the injected Clock, jitter comes from the injected random.
 import { readFileSync } from 'node:fs';
-import type { ClientReportMsg } from '../pki/ca-api.ts';
-import { CaClient, type BundleResponse, type CaClientOptions, type IssuedSvidResponse } from '../pki/ca-client.ts';
-import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
-import { TollgateError, toTollgateError, type ErrorCode } from '../pki/errors.ts';
-import { silentLogger, type Logger } from '../pki/log.ts';
+import type { ClientReportMsg } from '../common/ca-api.ts';
+import type { BundleResponse, IssuedSvidResponse } from '../common/ca-client.ts';
+import { connectCa, type CaConnectOptions } from '../pki/ca-connect.ts';
+import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
+import { TollgateError, toTollgateError, type ErrorCode } from '../common/errors.ts';
+import { silentLogger, type Logger } from '../common/log.ts';
 import { parseSpiffeId } from '../pki/spiffe-id.ts';
 import { checkBundle, checkIssued, makeKeyMaterial, type KeyMaterial } from './ca-answers.ts';
 import type { SidecarMetrics } from './metrics.ts';
@@ -35,7 +36,7 @@ export interface SvidManagerOptions {
   readonly random?: () => number;
   readonly logger?: Logger;
   readonly metrics?: SidecarMetrics;
-  readonly connect?: (o: CaClientOptions) => CaApi;
+  readonly connect?: (o: CaConnectOptions) => CaApi;
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** Deadline of each CA call. Default 10 s. */
   readonly deadlineMs?: number;
@@ -144,7 +145,7 @@ export class SvidManager extends SvidHolder implements SvidSource {
   }
 
   #connect(identity?: { certChainPem: string; keyPem: string }): CaApi {
-    const options: CaClientOptions = {
+    const options: CaConnectOptions = {
       address: this.#o.ca.address,
       // Once a bundle is held it is the trust anchor; the bootstrap roots only serve first contact.
       roots: this.bundle()?.roots ?? this.#o.bootstrapRoots,
@@ -152,7 +153,7 @@ export class SvidManager extends SvidHolder implements SvidSource {
       identity,
       deadlineMs: this.#o.deadlineMs ?? 10_000,
     };
-    return (this.#o.connect ?? ((o) => new CaClient(o)))(options);
+    return (this.#o.connect ?? ((o) => connectCa(o)))(options);
   }
 
   /** One attempt at the first issue or a renewal (fetching the bundle first if none is held). */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { constants as cryptoConstants } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { isTollgateError } from '../pki/errors.ts';
+import { isTollgateError } from '../common/errors.ts';
 import { p256 } from '../pki/test-chain.ts';
 import { svidFrom, testPki } from '../test/helpers/sidecar-fixture.ts';
 import { checkMinVersion, resolveLimits, secureContextFor, secureContextOptions } from './tls-context.ts';

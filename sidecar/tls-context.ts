@@ -2,7 +2,7 @@
 // and options), and the connection limits both proxies enforce.
 import { constants as cryptoConstants } from 'node:crypto';
 import tls from 'node:tls';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { Svid, TrustBundle } from './svid-source.ts';
 
 export type TlsMinVersion = 'TLSv1.2' | 'TLSv1.3';

@@ -13,10 +13,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { createPrivateKey } from 'node:crypto';
 import { AggregatorRegistry, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { startAdminServer, type AdminServer, type Readiness } from '../pki/admin-server.ts';
-import { systemClock, type Clock, type TimerHandle } from '../pki/clock.ts';
-import { TollgateError } from '../pki/errors.ts';
-import type { Logger } from '../pki/log.ts';
+import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
+import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import type { SidecarConfig } from './config.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, startPolicyWatcher, type ListenerInfo } from './sidecar.ts';

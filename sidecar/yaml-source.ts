@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import type { ErrorObject } from 'ajv';
-import { TollgateError } from '../pki/errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 export interface YamlSourceOptions {
   /** File path (or other label) shown in messages. */

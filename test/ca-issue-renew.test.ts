@@ -111,8 +111,8 @@ test('GetBundle and WatchBundle serve the roots of bundle.pem', async () => {
 });
 
 test('the CA proves its own SPIFFE ID; a client expecting another ID refuses it', async () => {
-  const { CaClient } = await import('../pki/ca-client.ts');
-  const wrong = new CaClient({ address: `127.0.0.1:${ca.grpcPort}`, roots: ca.roots, serverId: 'spiffe://example.org/ns/evil/sa/ca', deadlineMs: 3000 });
+  const { connectCa } = await import('../pki/ca-connect.ts');
+  const wrong = connectCa({ address: `127.0.0.1:${ca.grpcPort}`, roots: ca.roots, serverId: 'spiffe://example.org/ns/evil/sa/ca', deadlineMs: 3000 });
   await assert.rejects(wrong.getBundle(), (e: Error & { code?: string }) => e.code === 'TG_UNAVAILABLE');
   wrong.close();
   const s = run('openssl', ['s_client', '-connect', `127.0.0.1:${ca.grpcPort}`, '-alpn', 'h2', '-CAfile', join(ca.dir, 'root.crt'), '-showcerts'], { input: '' });

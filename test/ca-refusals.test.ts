@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
 import { DirectoryStore } from '../ca/store.ts';
-import { ManualClock } from '../pki/clock.ts';
+import { ManualClock } from '../common/clock.ts';
 import { certsToPem, parsePemBlocks } from '../pki/pem.ts';
 import { LeafTemplate } from '../pki/svid-template.ts';
 import { parseCsr } from '../pki/csr.ts';

@@ -107,7 +107,7 @@ test('the CLI runs from the bundle with the same --help and errors as from the s
   // TOLLGATE_BUNDLE=1 fails rather than falling back, so the runs above did use the bundle.
   const header = readFileSync(join(ROOT, 'dist', 'tollgate.cjs'), 'utf8').split('\n', 1)[0]!;
   assert.match(header, /^\/\/ tollgate-bundle \{"format":\d+,"entry":"cli\/main\.ts"/);
-  for (const input of ['cli/main.ts', 'sidecar/sidecar.ts', 'pki/ca-client.ts', 'scripts/bundle.js', 'tsconfig.json']) {
+  for (const input of ['cli/main.ts', 'sidecar/sidecar.ts', 'common/ca-client.ts', 'scripts/bundle.js', 'tsconfig.json']) {
     assert.ok(header.includes(`"${input}"`), `${input} is an input of the bundle`);
   }
 });

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { CaClient, type CaClientOptions } from '../pki/ca-client.ts';
-import { systemClock } from '../pki/clock.ts';
-import { createLogger } from '../pki/log.ts';
+import { connectCa, type CaConnectOptions } from '../pki/ca-connect.ts';
+import { systemClock } from '../common/clock.ts';
+import { createLogger } from '../common/log.ts';
 import { certsToPem } from '../pki/pem.ts';
 import { SidecarMetrics } from '../sidecar/metrics.ts';
 import type { Svid } from '../sidecar/svid-source.ts';
@@ -60,8 +60,8 @@ test('join-token issue, mTLS renewal, bundle watch, and an SVID that outlives it
   const watched: number[] = [];
   const identities: boolean[] = [];
   // The real client; the wrapper only records what the stream delivered and which calls used mTLS.
-  const connect = (o: CaClientOptions): CaApi => {
-    const c = new CaClient(o);
+  const connect = (o: CaConnectOptions): CaApi => {
+    const c = connectCa(o);
     return {
       issue: (r) => (identities.push(!!o.identity), c.issue(r)),
       getBundle: (r) => c.getBundle(r),

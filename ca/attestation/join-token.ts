@@ -4,9 +4,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, existsSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock } from '../../pki/clock.ts';
-import { TollgateError } from '../../pki/errors.ts';
-import { writeFileAtomic } from '../../pki/files.ts';
+import type { Clock } from '../../common/clock.ts';
+import { TollgateError } from '../../common/errors.ts';
+import { writeFileAtomic } from '../../common/files.ts';
 import { parseWorkloadId } from '../../pki/spiffe-id.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
 

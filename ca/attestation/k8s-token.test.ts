@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { K8sTokenAttestor, type K8sTokenAttestorOptions, type TokenReviewMode } from './k8s-token.ts';
-import { ManualClock } from '../../pki/clock.ts';
-import { TollgateError, type ErrorCode } from '../../pki/errors.ts';
+import { ManualClock } from '../../common/clock.ts';
+import { TollgateError, type ErrorCode } from '../../common/errors.ts';
 
 const TD = 'mesh.example';
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';

@@ -4,9 +4,9 @@
 // spiffe://<td>/ns/<namespace>/sa/<service-account> and require a pod-bound token.
 import { request as httpsRequest } from 'node:https';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import { TollgateError, type ErrorCode } from '../../pki/errors.ts';
+import { TollgateError, type ErrorCode } from '../../common/errors.ts';
 import { kubernetesSpiffeId, parseTrustDomain, type SpiffeId } from '../../pki/spiffe-id.ts';
-import type { Clock } from '../../pki/clock.ts';
+import type { Clock } from '../../common/clock.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
 
 export const DEFAULT_AUDIENCE = 'tollgate-ca';

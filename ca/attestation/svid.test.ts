@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../pki/clock.ts';
-import { TollgateError } from '../../pki/errors.ts';
+import { ManualClock } from '../../common/clock.ts';
+import { TollgateError } from '../../common/errors.ts';
 import { leafFrom, testChain } from '../../pki/test-chain.ts';
 import { SvidAttestor, type TrustSource } from './svid.ts';
 

@@ -5,8 +5,8 @@
 // keyed by the SHA-256 of its DER, for as long as every certificate on its verified path is valid
 // and the trust it was verified against (bundle version, roots, intermediates) is unchanged.
 import { hash } from 'node:crypto';
-import type { Clock } from '../../pki/clock.ts';
-import { TollgateError } from '../../pki/errors.ts';
+import type { Clock } from '../../common/clock.ts';
+import { TollgateError } from '../../common/errors.ts';
 import { verifySvidChain } from '../../pki/svid-validate.ts';
 import { ExpiringCache, type CacheStats } from '../expiring-cache.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';

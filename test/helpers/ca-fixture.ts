@@ -2,7 +2,8 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CaClient } from '../../pki/ca-client.ts';
+import type { CaClient } from '../../common/ca-client.ts';
+import { connectCa } from '../../pki/ca-connect.ts';
 import { createCsr } from '../../pki/csr.ts';
 import { pemToCertDers } from '../../pki/pem.ts';
 import { startTollgate, tollgate, type Started } from './procs.ts';
@@ -39,7 +40,7 @@ export async function startCa(dir: string, extra: string[] = []): Promise<Runnin
     serverId,
     roots,
     client(identity) {
-      const c = new CaClient({ address: `127.0.0.1:${grpcPort}`, roots, serverId, identity, deadlineMs: 10_000 });
+      const c = connectCa({ address: `127.0.0.1:${grpcPort}`, roots, serverId, identity, deadlineMs: 10_000 });
       clients.push(c);
       return c;
     },

@@ -16,10 +16,11 @@ import { createIntermediate, createRoot } from '../../ca/authority.ts';
 import { SvidIssuer } from '../../ca/issuer.ts';
 import { CaMetrics } from '../../ca/metrics.ts';
 import { CaService, type Bundle } from '../../ca/service.ts';
-import type { ClientReportMsg } from '../../pki/ca-api.ts';
-import type { CaClientOptions, IssuedSvidResponse } from '../../pki/ca-client.ts';
-import type { ManualClock } from '../../pki/clock.ts';
-import { TollgateError } from '../../pki/errors.ts';
+import type { ClientReportMsg } from '../../common/ca-api.ts';
+import type { IssuedSvidResponse } from '../../common/ca-client.ts';
+import type { CaConnectOptions } from '../../pki/ca-connect.ts';
+import type { ManualClock } from '../../common/clock.ts';
+import { TollgateError } from '../../common/errors.ts';
 import { pemToCertDers } from '../../pki/pem.ts';
 import { parseCertificate } from '../../pki/x509.ts';
 import type { CaApi } from '../../sidecar/svid-manager.ts';
@@ -81,7 +82,7 @@ export async function inProcessCa(clock: ManualClock, tmp: string) {
       for (const end of [...ca.watches]) end(e);
     },
     issues: () => ca.calls.filter((c) => c.op === 'issue'),
-    connect(o: CaClientOptions): CaApi {
+    connect(o: CaConnectOptions): CaApi {
       // What TLS would check: the CA proves its SPIFFE ID under a root the client trusts, and a client
       // certificate comes with proof of its key.
       const handshake = (): void => {

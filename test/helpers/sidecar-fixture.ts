@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { Registry } from 'prom-client';
-import { createLogger, type Logger } from '../../pki/log.ts';
+import { createLogger, type Logger } from '../../common/log.ts';
 import { certsToPem, toPem } from '../../pki/pem.ts';
 import { leafFrom, p256, testChain, type CertSpec, type KeyPair, type TestChain } from '../../pki/test-chain.ts';
 import { parseCertificate } from '../../pki/x509.ts';

@@ -1,6 +1,6 @@
-// A client of the CA's gRPC API, shared by the sidecar, the CLI, tests and the benchmark. It verifies
-// that the server is the CA by its SPIFFE ID (not a DNS name) and turns refusals back into
-// TollgateErrors carrying the CA's stable code.
+// A client of the CA's gRPC API, shared by the sidecar, the CLI, tests and the benchmark. It turns
+// refusals back into TollgateErrors carrying the CA's stable code. How the server proves it is the CA
+// (its SPIFFE ID, not a DNS name) is X.509 work and is handed in by pki/ca-connect.ts.
 import * as grpc from '@grpc/grpc-js';
 import {
   CertificateAuthorityClientCtor,
@@ -12,17 +12,14 @@ import {
   type IssueSVIDResponseMsg,
 } from './ca-api.ts';
 import { ErrorCodes, TollgateError, type ErrorCode } from './errors.ts';
-import { certsToPem } from './pem.ts';
-import { checkLeafProfile } from './svid-validate.ts';
-import { Oid, parseCertificate, subjectAltNames } from './x509.ts';
 
 export interface CaClientOptions {
   /** host:port of the CA */
   readonly address: string;
-  /** DER roots used to verify the CA's certificate. */
-  readonly roots: readonly Buffer[];
-  /** The SPIFFE ID the CA must present. */
-  readonly serverId: string;
+  /** PEM roots used to verify the CA's certificate chain. */
+  readonly rootsPem: string;
+  /** Accepts the CA's leaf (DER) once the chain verified, or says why not. */
+  readonly verifyServer: (leafDer: Buffer) => Error | undefined;
   /** Client identity for renewal over mTLS: PEM chain and PEM key. */
   readonly identity?: { readonly certChainPem: string; readonly keyPem: string } | undefined;
   readonly deadlineMs?: number;
@@ -63,26 +60,12 @@ export class CaClient {
 
   constructor(options: CaClientOptions) {
     this.#o = options;
-    const serverId = options.serverId;
     const creds = grpc.credentials.createSsl(
-      Buffer.from(certsToPem(options.roots)),
+      Buffer.from(options.rootsPem),
       options.identity ? Buffer.from(options.identity.keyPem) : null,
       options.identity ? Buffer.from(options.identity.certChainPem) : null,
-      {
-        // The CA is identified by its SPIFFE ID, whatever name or address we dialled.
-        checkServerIdentity: (_host, cert) => {
-          try {
-            const parsed = parseCertificate(cert.raw);
-            const id = checkLeafProfile(parsed, { usage: 'server' });
-            if (id.id !== serverId) return new Error(`CA presented ${id.id}, expected ${serverId}`);
-            const san = parsed.extensions.get(Oid.subjectAltName);
-            if (!san || subjectAltNames(san).uris.length !== 1) return new Error('CA certificate must carry exactly one URI SAN');
-            return undefined;
-          } catch (e) {
-            return e as Error;
-          }
-        },
-      },
+      // The CA is identified by what verifyServer checks, whatever name or address we dialled.
+      { checkServerIdentity: (_host, cert) => options.verifyServer(cert.raw) },
     );
     this.#client = new CertificateAuthorityClientCtor(options.address, creds, {
       'grpc.max_receive_message_length': 1024 * 1024,
