@@ -40,6 +40,8 @@ export interface Bundle {
   readonly version: number;
   readonly roots: readonly Buffer[];
   readonly refreshHintSeconds: number;
+  /** DER cross-signatures vouching for roots of `roots` (see the proto's Bundle.endorsements). */
+  readonly endorsements?: readonly Buffer[];
 }
 
 export interface CaServiceOptions {

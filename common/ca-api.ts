@@ -33,6 +33,7 @@ export interface BundleMsg {
   roots: Buffer[];
   refresh_hint_seconds: number;
   trust_domain: string;
+  endorsements: Buffer[];
 }
 
 const definition = protoLoader.loadSync(PROTO_PATH, {

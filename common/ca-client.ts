@@ -37,6 +37,8 @@ export interface BundleResponse {
   readonly roots: Buffer[];
   readonly refreshHintSeconds: number;
   readonly trustDomain: string;
+  /** DER cross-signatures: a root of `roots` signed by another root (trust continuity). */
+  readonly endorsements: Buffer[];
 }
 
 function fromServiceError(e: grpc.ServiceError, address: string): TollgateError {
@@ -126,5 +128,5 @@ export class CaClient {
 }
 
 function toBundle(m: BundleMsg): BundleResponse {
-  return { version: m.version, roots: m.roots, refreshHintSeconds: m.refresh_hint_seconds, trustDomain: m.trust_domain };
+  return { version: m.version, roots: m.roots, refreshHintSeconds: m.refresh_hint_seconds, trustDomain: m.trust_domain, endorsements: m.endorsements ?? [] };
 }

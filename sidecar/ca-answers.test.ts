@@ -45,7 +45,7 @@ test('checkIssued refuses every answer it cannot trust, saying why', () => {
 });
 
 test('checkBundle: our trust domain with usable roots only', () => {
-  const b: BundleResponse = { version: 3, trustDomain: TD, roots: [chain.root], refreshHintSeconds: 300 };
+  const b: BundleResponse = { version: 3, trustDomain: TD, roots: [chain.root], refreshHintSeconds: 300, endorsements: [] };
   assert.deepEqual(checkBundle(b, TD).roots, [chain.root]);
   const refused: Array<[BundleResponse, RegExp]> = [
     [{ ...b, trustDomain: 'evil.org' }, /trust domain "evil.org"/],

@@ -151,5 +151,5 @@ export async function inProcessCa(clock: ManualClock, tmp: string) {
 export type InProcessCa = Awaited<ReturnType<typeof inProcessCa>>;
 
 function toResponse(b: Bundle) {
-  return { version: b.version, roots: [...b.roots], refreshHintSeconds: b.refreshHintSeconds, trustDomain: b.trustDomain };
+  return { version: b.version, roots: [...b.roots], refreshHintSeconds: b.refreshHintSeconds, trustDomain: b.trustDomain, endorsements: [...(b.endorsements ?? [])] };
 }
