@@ -23,6 +23,8 @@ export const ErrorCodes = {
   TG_RATE_LIMITED: 'too many requests; retry later',
   TG_REQUEST_TOO_LARGE: 'request exceeds the size limit',
   TG_CERT_INVALID: 'certificate or key file is malformed',
+  TG_BUNDLE_ROLLBACK: 'trust bundle is older than, or conflicts with, the one held',
+  TG_BUNDLE_UNENDORSED: 'trust bundle adds a root that no trusted root has cross-signed',
   TG_STORE_CORRUPT: 'a file in the CA store is unreadable or corrupt',
   TG_STORE_EXISTS: 'a CA already exists in this directory',
   TG_STORE_MISSING: 'no CA found in this directory',

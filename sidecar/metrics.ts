@@ -5,6 +5,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export const SidecarMetricNames = {
   svidExpiry: 'tollgate_svid_expiry_timestamp_seconds',
   bundleVersion: 'tollgate_sidecar_bundle_version',
+  bundleExpiry: 'tollgate_trust_bundle_expiry_timestamp_seconds',
+  bundleRejected: 'tollgate_sidecar_bundle_rejected_total',
   renewals: 'tollgate_svid_renewals_total',
   inboundConnections: 'tollgate_inbound_connections_total',
   outboundConnections: 'tollgate_outbound_connections_total',
@@ -23,6 +25,10 @@ export type Direction = 'inbound' | 'outbound';
 export class SidecarMetrics {
   readonly svidExpiry: Gauge;
   readonly bundleVersion: Gauge;
+  /** notAfter of the first root of the held bundle to expire: alert on it before trust runs out. */
+  readonly bundleExpiry: Gauge;
+  /** Bundles refused (rollback, unendorsed root, unusable root), by TG_ code. */
+  readonly bundleRejected: Counter<'code'>;
   readonly renewals: Counter<'result'>;
   /** reason: a TG_* code or policy reason in lower case, e.g. "no_rule", "tls_handshake", "svid_invalid". */
   readonly inboundConnections: Counter<'result' | 'reason'>;
@@ -37,6 +43,8 @@ export class SidecarMetrics {
     const registers = [registry];
     this.svidExpiry = new Gauge({ name: SidecarMetricNames.svidExpiry, help: 'notAfter of the current SVID (Unix seconds); 0 before the first issue', registers });
     this.bundleVersion = new Gauge({ name: SidecarMetricNames.bundleVersion, help: 'version of the trust bundle this sidecar holds', registers });
+    this.bundleExpiry = new Gauge({ name: SidecarMetricNames.bundleExpiry, help: 'notAfter of the earliest-expiring root in the held trust bundle (Unix seconds)', registers });
+    this.bundleRejected = new Counter({ name: SidecarMetricNames.bundleRejected, help: 'trust bundles refused, by error code', labelNames: ['code'], registers });
     this.renewals = new Counter({ name: SidecarMetricNames.renewals, help: 'SVID issue and renewal attempts, by result', labelNames: ['result'], registers });
     this.inboundConnections = new Counter({
       name: SidecarMetricNames.inboundConnections,

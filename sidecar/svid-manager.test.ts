@@ -21,6 +21,7 @@ import { SidecarMetrics } from './metrics.ts';
 import { backoffDelay, earlyRenewalDelay, renewAt, retryBeforeExpiry, seededRandom } from './renewal.ts';
 import { SvidManager, type SvidManagerOptions } from './svid-manager.ts';
 import { CA_ID, inProcessCa, TD, unavailable, WEB, type InProcessCa } from '../test/helpers/in-process-ca.ts';
+import { endorse } from '../test/helpers/endorse.ts';
 
 const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const T0 = Date.UTC(2026, 2, 1);
@@ -222,27 +223,40 @@ describe('SvidManager with the real CA in-process', () => {
     await s.m.start();
     const due = s.m.nextRenewalAt();
     s.expected(); // consumed by the first renewAt
-    const extra = (await createRoot({ trustDomain: TD, clock })).certificate;
+    const extraRoot = await createRoot({ trustDomain: TD, clock });
+    const extra = extraRoot.certificate;
     const base = ca.service.bundle;
+    // Trust continuity: an unendorsed new root is refused (a stolen CA identity cannot add one) ...
     ca.service.setBundle({ ...base, version: 2, roots: [base.roots[0]!, extra] });
-    await until(() => s.m.bundle()!.version === 2, 'the pushed bundle');
+    await until(() => s.lines.at(-1)?.msg === 'rejected a pushed trust bundle; keeping the current one', 'the unendorsed root refused');
+    assert.equal(s.lines.at(-1)!.code, 'TG_BUNDLE_UNENDORSED');
+    assert.equal(s.m.bundle()!.version, 1);
+    assert.equal((await s.metric('tollgate_sidecar_bundle_rejected_total')).find((m) => m.labels.code === 'TG_BUNDLE_UNENDORSED')?.value, 1);
+    // ... and accepted with a cross-signature by the root we trust.
+    ca.service.setBundle({ ...base, version: 3, roots: [base.roots[0]!, extra], endorsements: [await endorse(extraRoot, ca.root)] });
+    await until(() => s.m.bundle()!.version === 3, 'the pushed bundle');
+    // The sidecar reports the bundle it now holds over mTLS, so the CA can count convergence.
+    await until(() => ca.calls.some((c) => c.op === 'getBundle' && c.mtls && c.report?.bundle_version === 3), 'the authenticated report');
     assert.deepEqual(s.m.bundle()!.roots, [base.roots[0], extra]);
     assert.equal(s.m.bundle()!.rootsPem.match(/BEGIN CERTIFICATE/g)!.length, 2);
-    assert.equal((await s.metric('tollgate_sidecar_bundle_version'))[0]!.value, 2);
+    assert.equal((await s.metric('tollgate_sidecar_bundle_version'))[0]!.value, 3);
+    assert.equal((await s.metric('tollgate_trust_bundle_expiry_timestamp_seconds'))[0]!.value, Math.floor(ca.root.parsed.notAfter / 1000));
     assert.equal(s.m.nextRenewalAt(), due, 'our root is still there: no early renewal');
     const changes = s.changes();
 
     const refused: Array<[Bundle, RegExp]> = [
-      [{ ...base, version: 3, trustDomain: 'evil.org' }, /trust domain "evil.org"/],
-      [{ ...base, version: 4, roots: [] }, /holds no roots/],
-      [{ ...base, version: 5, roots: [Buffer.from('junk')] }, /root #1 is unusable/],
-      [{ ...base, version: 6, roots: [leafFrom(testChain(TD, T0))] }, /root #1 is unusable: .*not a CA/],
+      [{ ...base, version: 4, trustDomain: 'evil.org' }, /trust domain "evil.org"/],
+      [{ ...base, version: 5, roots: [] }, /holds no roots/],
+      [{ ...base, version: 6, roots: [Buffer.from('junk')] }, /root #1 is unusable/],
+      [{ ...base, version: 7, roots: [leafFrom(testChain(TD, T0))] }, /root #1 is unusable: .*not a CA/],
+      [{ ...base, version: 2, roots: [base.roots[0]!] }, /older than the held version 3/],
+      [{ ...base, version: 3, roots: [base.roots[0]!] }, /other roots than the held bundle of the same version/],
     ];
     for (const [bundle, message] of refused) {
       ca.service.setBundle(bundle);
       await until(() => s.lines.at(-1)!.msg === 'rejected a pushed trust bundle; keeping the current one' && s.lines.at(-1)!.version === bundle.version, 'the refusal');
       assert.match(String(s.lines.at(-1)!.error), message);
-      assert.equal(s.m.bundle()!.version, 2);
+      assert.equal(s.m.bundle()!.version, 3);
     }
     assert.equal(s.changes(), changes, 'refused bundles change nothing');
 
@@ -254,8 +268,8 @@ describe('SvidManager with the real CA in-process', () => {
     assert.equal(ca.calls.filter((c) => c.op === 'watch').length, watchesBefore);
     clock.advance(1);
     assert.equal(ca.calls.filter((c) => c.op === 'watch').length, watchesBefore + 1, 're-watch after jittered backoff');
-    ca.service.setBundle({ ...base, version: 7, roots: [base.roots[0]!] });
-    await until(() => s.m.bundle()!.version === 7, 'a push on the new stream');
+    ca.service.setBundle({ ...base, version: 8, roots: [base.roots[0]!] });
+    await until(() => s.m.bundle()!.version === 8, 'a push on the new stream');
     s.m.close();
   });
 
@@ -273,7 +287,7 @@ describe('SvidManager with the real CA in-process', () => {
     // Prepare: the new root joins the bundle. Activate: the CA issues (and serves) from it.
     const newRoot: Authority = await createRoot({ trustDomain: TD, clock });
     const newInter = await createIntermediate({ trustDomain: TD, root: newRoot, clock });
-    ca.service.setBundle({ ...ca.service.bundle, version: 2, roots: [ca.root.certificate, newRoot.certificate] });
+    ca.service.setBundle({ ...ca.service.bundle, version: 2, roots: [ca.root.certificate, newRoot.certificate], endorsements: [await endorse(newRoot, ca.root)] });
     await until(() => s.m.bundle()!.version === 2, 'prepare');
     assert.equal(s.m.nextRenewalAt(), dueNormally);
     ca.service.setIssuer(new SvidIssuer({ intermediate: newInter, clock }));

@@ -10,7 +10,9 @@ import { connectCa, type CaConnectOptions } from '../pki/ca-connect.ts';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { TollgateError, toTollgateError, type ErrorCode } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
+import { checkContinuity } from '../pki/bundle-continuity.ts';
 import { parseSpiffeId } from '../pki/spiffe-id.ts';
+import { parseCertificate } from '../pki/x509.ts';
 import { checkBundle, checkIssued, makeKeyMaterial, type KeyMaterial } from './ca-answers.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { DEFAULT_BACKOFF, backoffDelay, earlyRenewalDelay, heldLifetime, renewAt, retryBeforeExpiry } from './renewal.ts';
@@ -336,14 +338,16 @@ export class SvidManager extends SvidHolder implements SvidSource {
   }
 
   #onPushedBundle(b: BundleResponse): void {
-    if (this.#closed || b.version === this.bundle()?.version) return;
+    if (this.#closed) return;
     try {
-      this.#setBundle(b);
+      if (!this.#setBundle(b)) return;
     } catch (e) {
       const err = toTollgateError(e);
+      this.#o.metrics?.bundleRejected.inc({ code: err.code });
       this.#log.warn('rejected a pushed trust bundle; keeping the current one', { code: err.code, error: err.message, version: b.version });
       return;
     }
+    this.#acknowledge();
     const root = this.#svidRoot;
     if (root && !this.bundle()!.roots.some((r) => r.equals(root)) && !this.#issuing) {
       const at = this.#clock.now() + earlyRenewalDelay(this.#random);
@@ -354,13 +358,42 @@ export class SvidManager extends SvidHolder implements SvidSource {
     }
   }
 
-  /** Validate and install a bundle (throws and keeps the old one when it is unusable). */
-  #setBundle(b: BundleResponse): void {
-    const bundle = checkBundle(b, this.#trustDomain);
-    this.replace({ bundle });
+  /**
+   * Validate and install a bundle; false when it repeats the held one. Throws and keeps the old one
+   * when it is unusable, older, or adds a root that no root we trust has cross-signed (before the
+   * first bundle, the bootstrap roots are what we trust).
+   */
+  #setBundle(b: BundleResponse): boolean {
+    const checked = checkBundle(b, this.#trustDomain);
+    const held = this.bundle() ?? { version: 0, roots: this.#o.bootstrapRoots };
+    const verdict = checkContinuity(held, { version: b.version, roots: checked.roots, endorsements: b.endorsements ?? [] }, this.#clock.now());
+    if (!verdict.accept) return false;
+    this.replace({ bundle: checked });
     this.#o.metrics?.bundleVersion.set(b.version);
-    this.#log.info('trust bundle updated', { version: b.version, roots: bundle.roots.length });
+    this.#o.metrics?.bundleExpiry.set(Math.floor(Math.min(...checked.roots.map((r) => parseCertificate(r).notAfter)) / 1000));
+    this.#log.info('trust bundle updated', { version: b.version, roots: checked.roots.length, added: verdict.added.length, removed: verdict.removed.length });
     this.notify();
+    return true;
+  }
+
+  /**
+   * Tell the CA which bundle we now hold, over mTLS with our SVID: the CA counts convergence only from
+   * authenticated reports, and a rotation waits on it. Best effort: the next renewal reports anyway.
+   */
+  #acknowledge(): void {
+    const svid = this.svid();
+    if (this.#closed || !svid || svid.notAfter <= this.#clock.now()) return;
+    void this.#keyMaterial().then(async (keys) => {
+      const client = this.#connect({ certChainPem: svid.certChainPem, keyPem: keys.keyPem });
+      try {
+        await client.getBundle(this.#report());
+      } catch (e) {
+        const err = toTollgateError(e);
+        this.#log.debug('could not report the new bundle to the CA; the next renewal will', { code: err.code, error: err.message });
+      } finally {
+        client.close();
+      }
+    });
   }
 
 }
