@@ -24,7 +24,7 @@ if (mode !== '0') {
     // first run after a build: 2 s after a server started, or when a command succeeds. --help and
     // failed commands have compiled too little to be worth keeping.
     const argv = process.argv.slice(2);
-    const group = /^(ca|cert|sidecar|policy|demo|inject)$/.test(argv[0] ?? '') ? argv[0] : 'main';
+    const group = /^(ca|cert|sidecar|policy|demo|inject|capture)$/.test(argv[0] ?? '') ? argv[0] : 'main';
     const command = group !== 'main' && /^[a-z]+$/.test(argv[1] ?? '') ? `${group}-${argv[1]}` : group;
     const { exports, saveCache } = loadBundle(bundle, { cacheKey: command });
     if (!argv.some((a) => a === '--help' || a === '-h' || a === 'help')) {
