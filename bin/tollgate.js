@@ -6,12 +6,14 @@
 // also reports the error. So a fresh `npm ci` is all it takes: no build step that install-script
 // policies could hold back, and never a stale bundle.
 // TOLLGATE_BUNDLE=0 always runs the sources through tsx (stack traces then point into .ts files);
-// TOLLGATE_BUNDLE=1 makes a failed build an error instead of a fallback.
+// TOLLGATE_BUNDLE=1 makes a failed build an error instead of a fallback;
+// TOLLGATE_BUNDLE=prebuilt runs dist/tollgate.cjs as it is, unchecked: the container image (Dockerfile)
+// ships the bundle without the sources it was built from.
 const mode = process.env.TOLLGATE_BUNDLE;
 let cli = null;
 if (mode !== '0') {
   const { CLI_BUNDLE, buildBundle, currentBundle, loadBundle } = await import('../scripts/bundle.js');
-  let bundle = currentBundle(CLI_BUNDLE);
+  let bundle = mode === 'prebuilt' ? CLI_BUNDLE.out : currentBundle(CLI_BUNDLE);
   if (!bundle) {
     try {
       bundle = await buildBundle(CLI_BUNDLE);
