@@ -6,12 +6,14 @@
 // also reports the error. So a fresh `npm ci` is all it takes: no build step that install-script
 // policies could hold back, and never a stale bundle.
 // TOLLGATE_BUNDLE=0 always runs the sources through tsx (stack traces then point into .ts files);
-// TOLLGATE_BUNDLE=1 makes a failed build an error instead of a fallback.
+// TOLLGATE_BUNDLE=1 makes a failed build an error instead of a fallback;
+// TOLLGATE_BUNDLE=prebuilt runs dist/tollgate.cjs as it is, unchecked: the container image (Dockerfile)
+// ships the bundle without the sources it was built from.
 const mode = process.env.TOLLGATE_BUNDLE;
 let cli = null;
 if (mode !== '0') {
   const { CLI_BUNDLE, buildBundle, currentBundle, loadBundle } = await import('../scripts/bundle.js');
-  let bundle = currentBundle(CLI_BUNDLE);
+  let bundle = mode === 'prebuilt' ? CLI_BUNDLE.out : currentBundle(CLI_BUNDLE);
   if (!bundle) {
     try {
       bundle = await buildBundle(CLI_BUNDLE);
@@ -24,7 +26,7 @@ if (mode !== '0') {
     // first run after a build: 2 s after a server started, or when a command succeeds. --help and
     // failed commands have compiled too little to be worth keeping.
     const argv = process.argv.slice(2);
-    const group = /^(ca|cert|sidecar|policy|demo|inject)$/.test(argv[0] ?? '') ? argv[0] : 'main';
+    const group = /^(ca|cert|sidecar|policy|demo|inject|capture)$/.test(argv[0] ?? '') ? argv[0] : 'main';
     const command = group !== 'main' && /^[a-z]+$/.test(argv[1] ?? '') ? `${group}-${argv[1]}` : group;
     const { exports, saveCache } = loadBundle(bundle, { cacheKey: command });
     if (!argv.some((a) => a === '--help' || a === '-h' || a === 'help')) {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerCa } from './ca.ts';
+import { registerCapture } from './capture.ts';
 import { registerCert } from './cert.ts';
 import { registerDemo } from './demo.ts';
 import { registerSidecar } from './sidecar.ts';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerSidecar(program);
   registerPolicy(program);
   registerDemo(program);
+  registerCapture(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -33,6 +33,7 @@ export const ErrorCodes = {
   TG_PROXY_HEADER_INVALID: 'PROXY protocol header is malformed',
   TG_UNAVAILABLE: 'a dependency is unreachable',
   TG_POLICY_DENIED: 'peer is not allowed by policy',
+  TG_CAPTURE_FAILED: 'traffic capture rules could not be applied',
   TG_INTERNAL: 'internal error',
 } as const;
 

@@ -52,6 +52,7 @@ admin:
   listen: 0.0.0.0:15021
 log:
   level: debug
+capture: iptables
 `;
 
 // The smallest valid file: everything else takes its default.
@@ -80,6 +81,7 @@ test('parseSidecarConfig: a full file, every key set', () => {
     limits: { maxConnections: 500, handshakeTimeoutMs: 5000, idleTimeoutMs: 600_000, drainTimeoutMs: 60_000 },
     admin: { listen: { host: '0.0.0.0', port: 15021 } },
     log: { level: 'debug' },
+    capture: 'iptables',
   });
 });
 
@@ -97,6 +99,7 @@ test('parseSidecarConfig: defaults', () => {
     limits: { maxConnections: 10_000, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000, drainTimeoutMs: 20_000 },
     admin: { listen: { host: '127.0.0.1', port: 15020 } },
     log: { level: 'info' },
+    capture: 'none',
   });
   // Sections whose keys are all commented out (YAML null) mean "all defaults" / "none".
   const empty = parse(`${MIN}svid:\ninbound:\noutbound:\nlimits:\nlog:\n`);
@@ -166,6 +169,7 @@ const bad: Bad[] = [
   ['invalid YAML', `${HEAD}inbound: [\n`, 4, /invalid YAML/],
   ['duplicate key', `${HEAD}log: {level: info}\nlog: {level: debug}\n`, 5, /duplicate key "log" \(first on line 4\)/],
   ['empty file', '', 1, /the config must be a mapping/],
+  ['capture unknown', `${HEAD}capture: ebpf\n`, 4, /^cannot read sidecar config .* line 4: capture must be iptables or none, got "ebpf"/],
   ['unknown top-level key, with a suggestion', `${HEAD}limts: {}\n`, 4, /unknown key "limts" in the config; allowed keys are: .*\(did you mean "limits"\?\)/],
   ['unknown nested key', `${HEAD}tls:\n  minVersion: TLSv1.3\n  maxVersion: TLSv1.3\n`, 6, /unknown key "maxVersion" in tls; allowed keys are: minVersion/],
   ['unknown key in a list item', IN('{listen: "0.0.0.0:15006", appPort: 8080, app_host: x}'), 6, /unknown key "app_host" in inbound\[0\]/],

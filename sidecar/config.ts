@@ -65,7 +65,12 @@ export interface SidecarConfig {
   };
   readonly admin: { readonly listen: HostPort };
   readonly log: { readonly level: Level };
+  /** How peers are sent to the inbound listeners: iptables rules (tollgate capture), or none. */
+  readonly capture: CaptureMode;
 }
+
+/** `iptables`: the pod's app ports are redirected to the sidecar; `none`: the app must bind loopback. */
+export type CaptureMode = 'iptables' | 'none';
 
 /** Values from command-line flags; each replaces the file's value and is checked the same way. */
 export interface SidecarConfigOverrides {
@@ -98,6 +103,7 @@ const DEFAULTS = Object.freeze({
   drainTimeout: '20s',
   adminListen: '127.0.0.1:15020',
   logLevel: 'info',
+  capture: 'none',
 });
 
 const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
@@ -144,6 +150,7 @@ const schema = section(
     }),
     admin: section({ listen: str('the admin address as HOST:PORT, e.g. 127.0.0.1:15020') }),
     log: section({ level: { type: 'string', enum: LEVELS, description: 'debug, info, warn or error' } }),
+    capture: { type: 'string', enum: ['iptables', 'none'], description: 'iptables or none' },
   },
   ['trustDomain', 'ca'],
 );
@@ -334,6 +341,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     },
     admin: { listen: address(['admin', 'listen'], DEFAULTS.adminListen, true) },
     log: { level: level as Level },
+    capture: get<CaptureMode>(['capture'], DEFAULTS.capture as CaptureMode),
   };
 
   // Two listeners on one port collide when their hosts are equal or either is a wildcard address.

@@ -14,6 +14,7 @@ export const SidecarMetricNames = {
   bytes: 'tollgate_bytes_total',
   activeConnections: 'tollgate_active_connections',
   configReloadFailures: 'tollgate_config_reload_failures_total',
+  appPortsExposed: 'tollgate_app_ports_exposed',
 } as const;
 
 /** `result` of a renewal attempt. */
@@ -38,6 +39,8 @@ export class SidecarMetrics {
   readonly bytes: Counter<'direction'>;
   readonly activeConnections: Gauge<'direction'>;
   readonly configReloadFailures: Counter;
+  /** Declared app ports listening on a non-loopback address while capture is off (sidecar/app-exposure.ts). */
+  readonly appPortsExposed: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -70,6 +73,11 @@ export class SidecarMetrics {
     this.configReloadFailures = new Counter({
       name: SidecarMetricNames.configReloadFailures,
       help: 'policy or config reloads refused (the previous one stayed active)',
+      registers,
+    });
+    this.appPortsExposed = new Gauge({
+      name: SidecarMetricNames.appPortsExposed,
+      help: 'app ports listening on a non-loopback address while traffic capture is off: reachable around the sidecar',
       registers,
     });
   }

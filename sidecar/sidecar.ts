@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { readCertificates } from '../pki/pem.ts';
+import { AppExposureCheck } from './app-exposure.ts';
 import type { SidecarConfig } from './config.ts';
 import type { InboundProxy } from './inbound.ts';
 import { SidecarMetrics } from './metrics.ts';
@@ -43,6 +44,7 @@ export class Sidecar {
   readonly manager: SvidManager;
   #policyWatcher: PolicyWatcher | null = null;
   #admin: AdminServer | null = null;
+  #exposure: AppExposureCheck | null = null;
   readonly #proxies: ProxySet = emptyProxySet();
   readonly inboundListeners: ListenerInfo[] = this.#proxies.inboundListeners;
   readonly outboundListeners: ListenerInfo[] = this.#proxies.outboundListeners;
@@ -87,6 +89,7 @@ export class Sidecar {
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
     const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
     this.#policyWatcher = watcher;
+    this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
     // Only now, with every local check passed, the CA: a join token is single use, and a sidecar that
     // fails on its admin port or its policy must not have spent it.
     await this.manager.start();
@@ -103,7 +106,7 @@ export class Sidecar {
 
   readiness(): Readiness {
     if (this.#draining) return { ready: false, detail: 'draining' };
-    return this.manager.readiness();
+    return withExposureNote(this.manager.readiness(), this.#exposure);
   }
 
   /** SIGHUP: re-read the policy now (a bad file keeps the old policy). */
@@ -122,6 +125,7 @@ export class Sidecar {
   async close(): Promise<void> {
     closeProxies(this.#proxies);
     this.#policyWatcher?.close();
+    this.#exposure?.close();
     this.manager.close();
     await this.#admin?.close();
     this.#admin = null;
@@ -155,6 +159,24 @@ export function createSvidManager(o: {
     metrics: o.metrics,
     ...(o.connect ? { connect: o.connect } : {}),
   });
+}
+
+/**
+ * Without traffic capture, the check for app ports reachable around the sidecar (Linux, where
+ * /proc/net/tcp lists the pod's sockets); null when capture is on or there is no inbound port.
+ */
+export function startAppExposureCheck(o: { readonly config: SidecarConfig; readonly clock: Clock; readonly logger: Logger; readonly metrics: SidecarMetrics }): AppExposureCheck | null {
+  const c = o.config;
+  if (c.capture !== 'none' || c.inbound.length === 0 || process.platform !== 'linux') return null;
+  const check = new AppExposureCheck({ appPorts: c.inbound.map((i) => i.appPort), clock: o.clock, logger: o.logger.child({ component: 'app-exposure' }), gauge: o.metrics.appPortsExposed });
+  check.start();
+  return check;
+}
+
+/** Readiness with the exposure warning appended: reported, never a reason to be unready. */
+export function withExposureNote(r: Readiness, check: AppExposureCheck | null): Readiness {
+  const note = check?.readinessNote();
+  return note ? { ready: r.ready, detail: `${r.detail}; ${note}` } : r;
 }
 
 /** The policy of a config, watched for changes; a policy that does not parse at start is fatal (throws). */

@@ -19,7 +19,8 @@ import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { SidecarConfig } from './config.ts';
 import { SidecarMetrics } from './metrics.ts';
-import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, startPolicyWatcher, type ListenerInfo } from './sidecar.ts';
+import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, startAppExposureCheck, startPolicyWatcher, withExposureNote, type ListenerInfo } from './sidecar.ts';
+import type { AppExposureCheck } from './app-exposure.ts';
 import type { SvidManager } from './svid-manager.ts';
 import { SvidHolder, svidOf, trustBundleOf, type Svid, type TrustBundle } from './svid-source.ts';
 
@@ -116,6 +117,7 @@ export class SidecarPrimary {
   readonly metrics: SidecarMetrics;
   readonly manager: SvidManager;
   #admin: AdminServer | null = null;
+  #exposure: AppExposureCheck | null = null;
   readonly #live = new Map<Worker, { startedAt: number; listening: boolean }>();
   #state: StateMessage = encodeState(null, null);
   #failures = 0;
@@ -166,6 +168,7 @@ export class SidecarPrimary {
     // by a sidecar whose workers would all refuse to start.
     const { watcher } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
     watcher?.close();
+    this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
     await this.manager.start();
     this.#state = encodeState(this.manager.svid(), this.manager.bundle());
     this.manager.onChange(() => {
@@ -271,7 +274,7 @@ export class SidecarPrimary {
   readiness(): Readiness {
     if (this.#draining) return { ready: false, detail: 'draining' };
     if (!this.#ready) return { ready: false, detail: 'workers starting' };
-    return this.manager.readiness();
+    return withExposureNote(this.manager.readiness(), this.#exposure);
   }
 
   /** SIGHUP: every worker re-reads the policy. */
@@ -291,6 +294,7 @@ export class SidecarPrimary {
     });
     await Promise.all(exited);
     deadline.cancel();
+    this.#exposure?.close();
     this.manager.close();
     await this.#admin?.close();
     this.#admin = null;

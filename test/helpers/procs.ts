@@ -37,11 +37,15 @@ export interface Started {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-/** Start `tollgate ARGS` and wait (bounded) for the JSON line with "ready": true on stdout. */
-export async function startTollgate(args: string[], timeoutMs = 20_000): Promise<Started> {
+/**
+ * Start `tollgate ARGS` and wait (bounded) for the JSON line with "ready": true on stdout. `prefix`
+ * runs it through another command, e.g. ['ip', 'netns', 'exec', NS] to start it in a network namespace.
+ */
+export async function startTollgate(args: string[], timeoutMs = 20_000, prefix: readonly string[] = []): Promise<Started> {
   // TOLLGATE_NODE_ARGS passes node flags (e.g. --cpu-prof) to the started process, for profiling.
   const nodeArgs = process.env.TOLLGATE_NODE_ARGS ? process.env.TOLLGATE_NODE_ARGS.split(' ') : [];
-  const proc = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...prefix, process.execPath, ...nodeArgs, BIN, ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
