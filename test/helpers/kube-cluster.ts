@@ -4,22 +4,20 @@
 // /var/cache/tollgate-kube/bin). Every cluster has its own temporary directory and ports picked at
 // run time, so test files running in parallel never share one. There is no scheduler and no kubelet:
 // pods stay Pending, which is enough to see what admission did and to bind tokens to them.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient, ok, type KubeIdentity } from './kube-client.ts';
 import { makeClientCert, makeKubePki, type KubePki } from './kube-pki.ts';
-import { kubeTool } from './kube-tools.ts';
+import { awaitReady, Component, pollUntil, removeOnExit, startOnFreePorts } from './kube-procs.ts';
+import { kubeTool, type KubeTool } from './kube-tools.ts';
 import type { CliResult } from './procs.ts';
 
 /** The service-account token issuer and the audiences the API server accepts. */
 export const KUBE_ISSUER = 'https://kubernetes.default.svc';
 export const KUBE_API_AUDIENCES = [KUBE_ISSUER, 'tollgate-ca'] as const;
 const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'] as const;
-const START_ATTEMPTS = 3; // ports are picked free, but another process may take one before we bind it
-const LOG_TAIL_LINES = 30;
 
 /** The directory holding the three binaries, or undefined. */
 export function kubeBinDir(): string | undefined {
@@ -97,127 +95,15 @@ export interface KubeCluster {
   clientWithToken(token: string): KubeClient;
   /** Poll `fn` until it returns something truthy, and return that; throws after timeoutMs (default 30 s). */
   waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs?: number): Promise<NonNullable<T>>;
-  /** Run kubectl (1.33, from test/helpers/kube-tools.ts) as admin. */
+  /** Run kubectl 1.33 (test/helpers/kube-tools.ts) with KUBECONFIG set to the admin's; `--kubeconfig` overrides it. */
   kubectl(args: string[], options?: { input?: string }): CliResult;
+  /** Run helm v4 likewise, with its config, cache and data in the cluster's directory. */
+  helm(args: string[], options?: { input?: string }): CliResult;
   /** Resident memory per component, in bytes. */
   rss(): Record<string, number>;
   /** The last lines of a component's log (etcd, kube-apiserver, kube-controller-manager). */
   logTail(component: string, lines?: number): string;
   stop(): Promise<void>;
-}
-
-/** A started component: its process and its log file. */
-class Component {
-  readonly exited: Promise<number | null>;
-  constructor(
-    readonly name: string,
-    readonly proc: ChildProcess,
-    readonly logFile: string,
-  ) {
-    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
-  }
-
-  static start(name: string, bin: string, args: string[], dir: string): Component {
-    const logFile = join(dir, `${name}.log`);
-    const fd = openSync(logFile, 'a');
-    const proc = spawn(bin, args, { stdio: ['ignore', fd, fd], cwd: dir });
-    closeSync(fd);
-    live.add(proc);
-    proc.once('exit', () => live.delete(proc));
-    return new Component(name, proc, logFile);
-  }
-
-  get running(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  tail(lines = LOG_TAIL_LINES): string {
-    try {
-      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no log)';
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (!this.running) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
-// A test process that dies without stop() must not leave an API server behind.
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Poll `fn` every `everyMs` until truthy; the error names `what` and the last failure seen. */
-export async function pollUntil<T>(fn: () => T | Promise<T>, what: string, timeoutMs: number, everyMs = 200): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-      last = `last result: ${JSON.stringify(v)}`;
-    } catch (e) {
-      last = `last error: ${(e as Error).message}`;
-    }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${last})`);
-    await sleep(everyMs);
-  }
-}
-
-/** Wait until `ready()` holds while `c` runs; on timeout or exit, the error carries its log tail. */
-async function awaitReady(c: Component, ready: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  const deadline = t0 + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!c.running) throw new Error(`${c.name} exited (${c.proc.exitCode ?? c.proc.signalCode}) before it was ready; log ${c.logFile} ends:\n${c.tail()}`);
-    if (await ready().catch(() => false)) return Date.now() - t0;
-    await sleep(100);
-  }
-  throw new Error(`${c.name} not ready after ${timeoutMs} ms; log ${c.logFile} ends:\n${c.tail()}`);
-}
-
-/** Start a component on fresh ports; retried when a port was taken between picking and binding it. */
-async function startOnFreePorts(
-  name: string,
-  portCount: number,
-  launch: (ports: number[]) => Component,
-  ready: (ports: number[]) => Promise<boolean>,
-  timeoutMs: number,
-): Promise<{ component: Component; ports: number[]; ms: number }> {
-  for (let attempt = 1; ; attempt++) {
-    const ports: number[] = [];
-    while (ports.length < portCount) {
-      const p = await freePort();
-      if (!ports.includes(p)) ports.push(p);
-    }
-    const component = launch(ports);
-    try {
-      return { component, ports, ms: await awaitReady(component, () => ready(ports), timeoutMs) };
-    } catch (e) {
-      await component.stop();
-      if (attempt >= START_ATTEMPTS || !/address already in use/.test(component.tail(200))) throw e;
-    }
-  }
 }
 
 export async function startKubeCluster(options: KubeClusterOptions = {}): Promise<KubeCluster> {
@@ -226,6 +112,7 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
   const bin = kubeBinDir()!;
   const timeoutMs = options.timeoutMs ?? 90_000;
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-kube-'));
+  removeOnExit(dir);
   const components: Component[] = [];
   const clients: KubeClient[] = [];
   const stop = async (): Promise<void> => {
@@ -233,6 +120,7 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
     // Controllers first, etcd last: each keeps talking to the one below it until stopped.
     for (const c of [...components].reverse()) await c.stop();
     rmSync(dir, { recursive: true, force: true });
+    removeOnExit(dir, false);
   };
   try {
     const pki = makeKubePki(dir);
@@ -283,6 +171,18 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
       return c;
     };
 
+    const runTool = (tool: KubeTool, args: string[], o: { input?: string } = {}): CliResult => {
+      const env = {
+        ...process.env,
+        KUBECONFIG: admin!.kubeconfig,
+        HELM_CONFIG_HOME: join(dir, 'helm/config'),
+        HELM_CACHE_HOME: join(dir, 'helm/cache'),
+        HELM_DATA_HOME: join(dir, 'helm/data'),
+      };
+      const r = spawnSync(kubeTool(tool), args, { encoding: 'utf8', input: o.input ?? '', timeout: 120_000, env });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr || (r.error?.message ?? '') };
+    };
+
     const cm = options.controllerManager;
     if (cm) {
       const controllers = typeof cm === 'object' && cm.controllers ? cm.controllers : ['*'];
@@ -327,10 +227,8 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
       clientFor: (user, groups = []) => identityClient({ cert: makeClientCert(pki, user, groups) }),
       clientWithToken: (token) => identityClient({ token }),
       waitFor: (fn, what, ms = 30_000) => pollUntil(fn, what, ms),
-      kubectl: (args, o = {}) => {
-        const r = spawnSync(kubeTool('kubectl'), ['--kubeconfig', admin!.kubeconfig, ...args], { encoding: 'utf8', input: o.input ?? '', timeout: 60_000 });
-        return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-      },
+      kubectl: (args, o) => runTool('kubectl', args, o),
+      helm: (args, o) => runTool('helm', args, o),
       rss: () => Object.fromEntries(components.map((c) => [c.name, rssBytes(c.proc.pid)])),
       logTail: (name, lines) => components.find((c) => c.name === name)?.tail(lines) ?? `(no component ${name})`,
       stop,

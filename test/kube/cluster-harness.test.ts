@@ -58,10 +58,13 @@ test('a client-certificate user has no rights until a RoleBinding grants them', 
   assert.equal(whoami.stdout.trim(), 'yes', whoami.stderr);
 });
 
-test('kubectl with the admin kubeconfig reaches the cluster', { skip }, async () => {
+test('kubectl and helm with the admin kubeconfig reach the cluster', { skip }, async () => {
   const r = cluster.kubectl(['get', 'namespace', 'kube-system', '-o', 'jsonpath={.status.phase}']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'Active');
+  const h = cluster.helm(['list', '--all-namespaces', '-o', 'json']);
+  assert.equal(h.code, 0, h.stderr);
+  assert.deepEqual(JSON.parse(h.stdout), []);
 });
 
 test('stop() ends every component and removes the temporary directory', { skip }, async () => {
