@@ -19,9 +19,14 @@ export const KUBE_ISSUER = 'https://kubernetes.default.svc';
 export const KUBE_API_AUDIENCES = [KUBE_ISSUER, 'tollgate-ca'] as const;
 const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'] as const;
 
+/** Where the tier's binaries are looked for: TOLLGATE_KUBE_BIN, else the cache scripts/kube-bin.sh fills. */
+function kubeBinCandidate(): string {
+  return process.env.TOLLGATE_KUBE_BIN || join(process.env.TOLLGATE_KUBE_CACHE || '/var/cache/tollgate-kube', 'bin');
+}
+
 /** The directory holding the three binaries, or undefined. */
 export function kubeBinDir(): string | undefined {
-  const dir = process.env.TOLLGATE_KUBE_BIN || join(process.env.TOLLGATE_KUBE_CACHE || '/var/cache/tollgate-kube', 'bin');
+  const dir = kubeBinCandidate();
   try {
     for (const b of BINARIES) accessSync(join(dir, b), constants.X_OK);
     return dir;
@@ -32,16 +37,17 @@ export function kubeBinDir(): string | undefined {
 
 /** Why the tier cannot run here, or undefined when it can: pass as `test(name, { skip }, fn)`. */
 export function kubeTierMissing(): string | undefined {
-  if (!kubeBinDir()) {
-    const where = process.env.TOLLGATE_KUBE_BIN ? `TOLLGATE_KUBE_BIN=${process.env.TOLLGATE_KUBE_BIN}` : 'the cache';
-    return `kube-apiserver, kube-controller-manager and etcd are not in ${where} (run scripts/kube-bin.sh as root)`;
-  }
+  if (!kubeBinDir()) return `kube-apiserver, kube-controller-manager and etcd are not in ${kubeBinCandidate()} (run scripts/kube-bin.sh as root)`;
   if (spawnSync('openssl', ['version'], { stdio: 'ignore' }).status !== 0) return '`openssl` is not on the PATH';
   return undefined;
 }
 
 export interface KubeClusterOptions {
-  /** Also run kube-controller-manager (Deployments → ReplicaSets → Pods, default ServiceAccounts). */
+  /**
+   * Also run kube-controller-manager (Deployments → ReplicaSets → Pods, default ServiceAccounts).
+   * `controllers` is its --controllers list, default ['*']; e.g. ['*', '-serviceaccount-token'] turns
+   * the token controller off (no token Secrets; the controllers then use the admin credential).
+   */
   controllerManager?: boolean | { controllers?: string[] };
   /** Extra kube-apiserver flags. */
   apiServerArgs?: string[];
@@ -186,19 +192,20 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
     const cm = options.controllerManager;
     if (cm) {
       const controllers = typeof cm === 'object' && cm.controllers ? cm.controllers : ['*'];
+      const runs = (name: string): boolean => (controllers.includes('*') || controllers.includes(name)) && !controllers.includes(`-${name}`);
       const kcm = Component.start('kube-controller-manager', join(bin, 'kube-controller-manager'), [
         `--kubeconfig=${admin!.kubeconfig}`, '--bind-address=127.0.0.1', '--secure-port=0', '--port=0', '--leader-elect=false',
-        // Each controller acts as its own ServiceAccount under the bootstrap RBAC roles, as in a real
-        // cluster; that needs the token controller (serviceaccount-token) to mint their secrets.
-        '--use-service-account-credentials=true', `--service-account-private-key-file=${pki.saKey}`, `--root-ca-file=${pki.caCert}`,
-        `--controllers=${controllers.join(',')}`,
+        // As in a real cluster, each controller acts as its own ServiceAccount under the bootstrap RBAC
+        // roles; that needs the token controller to mint their token Secrets. Without it, they act as admin.
+        `--use-service-account-credentials=${runs('serviceaccount-token')}`, `--service-account-private-key-file=${pki.saKey}`,
+        `--root-ca-file=${pki.caCert}`, `--controllers=${controllers.join(',')}`,
       ], dir);
       components.push(kcm);
-      // No health port (it would be a fixed one); readiness is the first thing it does for tests.
-      const sawDefaultSa = controllers.includes('*') || controllers.includes('serviceaccount');
+      // Its health port is off (the default is a fixed port that parallel clusters would share), so
+      // ready means its first visible work: the default namespace's ServiceAccount.
       startMs['kube-controller-manager'] = await awaitReady(
         kcm,
-        async () => !sawDefaultSa || (await admin!.get('/api/v1/namespaces/default/serviceaccounts/default')).status === 200,
+        async () => !runs('serviceaccount') || (await admin!.get('/api/v1/namespaces/default/serviceaccounts/default')).status === 200,
         timeoutMs,
       );
     }
