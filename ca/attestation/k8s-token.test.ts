@@ -326,6 +326,25 @@ describe('k8s_token attestor, TokenReview mode', () => {
       code: 'TG_TOKEN_INVALID',
       msg: /did not authenticate.*invalid bearer token/,
     },
+    // What kube-apiserver v1.20 answers (seen in test/kube/token-review.test.ts), and 1.28+'s wording.
+    {
+      name: 'unauthenticated: expired (v1.20 wording)',
+      handler: (_q, _b, res) => json(res, 201, review(TOKEN, { user: {}, error: '[invalid bearer token, Token has expired.]' })),
+      code: 'TG_TOKEN_EXPIRED',
+      msg: /did not authenticate.*Token has expired/,
+    },
+    {
+      name: 'unauthenticated: expired (1.28+ wording)',
+      handler: (_q, _b, res) => json(res, 201, review(TOKEN, { user: {}, error: '[invalid bearer token, service account token has expired]' })),
+      code: 'TG_TOKEN_EXPIRED',
+    },
+    {
+      name: 'unauthenticated: wrong audience',
+      handler: (_q, _b, res) =>
+        json(res, 201, review(TOKEN, { user: {}, error: '[invalid bearer token, token audiences ["https://kubernetes.default.svc"] is invalid for the target audiences ["tollgate-ca"]]' })),
+      code: 'TG_TOKEN_AUDIENCE',
+      msg: /target audiences/,
+    },
     { name: 'audience missing from status.audiences', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { audiences: ['https://kubernetes.default.svc'] })), code: 'TG_TOKEN_AUDIENCE' },
     { name: 'username is not a service account', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { username: 'system:node:node-a' })), code: 'TG_TOKEN_CLAIMS', msg: /not a service account/ },
     {

@@ -21,6 +21,14 @@ const SA_USERNAME = /^system:serviceaccount:([^:]+):([^:]+)$/;
 const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
 const PROJECTED_HINT = `use a projected service-account token with audience ${DEFAULT_AUDIENCE}`;
+// A real API server refuses an expired or wrong-audience token as unauthenticated and names the
+// reason only in status.error, e.g. "[invalid bearer token, Token has expired.]" (v1.20; "service
+// account token has expired" since 1.28) or "token audiences [\"x\"] is invalid for the target
+// audiences [\"tollgate-ca\"]". Both modes give these refusals the same code.
+const REVIEW_REFUSALS: ReadonlyArray<readonly [RegExp, ErrorCode]> = [
+  [/token has expired/i, 'TG_TOKEN_EXPIRED'],
+  [/token audiences .* is invalid for the target audiences/, 'TG_TOKEN_AUDIENCE'],
+];
 
 export interface JwksMode {
   kind: 'jwks';
@@ -238,8 +246,9 @@ export class K8sTokenAttestor implements Attestor {
     const st = isRecord(review) ? review.status : undefined;
     if (!isRecord(st)) throw fail('TG_TOKEN_REVIEW_FAILED', 'TokenReview response has no status');
     if (st.authenticated !== true) {
-      const why = typeof st.error === 'string' && st.error !== '' ? `: ${scrub(st.error)}` : '';
-      throw fail('TG_TOKEN_INVALID', `the API server did not authenticate the token${why}`);
+      const error = typeof st.error === 'string' ? scrub(st.error) : '';
+      const code = REVIEW_REFUSALS.find(([re]) => re.test(error))?.[1] ?? 'TG_TOKEN_INVALID';
+      throw fail(code, `the API server did not authenticate the token${error === '' ? '' : `: ${error}`}`);
     }
     // An API server ignores audiences it does not know how to check and says so by omitting them.
     if (!Array.isArray(st.audiences) || !st.audiences.includes(this.#audience)) {
