@@ -8,13 +8,13 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv } from 'ajv';
 import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../common/address.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Level } from '../common/log.ts';
 import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
-import { YamlSource, deepFreeze, pathText, pointerSteps, readSourceFile, shown, unknownKeyMessage } from './yaml-source.ts';
+import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
 
 export type { HostPort };
 
@@ -163,40 +163,11 @@ interface Raw {
 const validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile<Raw>(schema);
 
 const ROOT = 'the config';
-const ENUM_HINTS: Record<string, string> = { 'tls.minVersion': '; Tollgate never accepts TLS below 1.2' };
-
-function schemaMessage(e: ErrorObject, data: unknown): string {
-  const steps = pointerSteps(e.instancePath);
-  const where = pathText(steps, data, ROOT);
-  const s = e.parentSchema as { type?: string | string[]; description?: string; properties?: Record<string, { description?: string }>; minimum?: number; maximum?: number; enum?: unknown[] };
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return unknownKeyMessage(e, where);
-    case 'required': {
-      const missing = String((e.params as { missingProperty: string }).missingProperty);
-      return `${where} has no "${missing}"; add ${s.properties?.[missing]?.description ?? 'it'}`;
-    }
-    case 'type':
-    case 'minimum':
-    case 'maximum': {
-      const type = String(s.type);
-      if (steps.length === 0) return 'the config must be a mapping with at least trustDomain, ca and attestation (the file is empty or not a mapping)';
-      if (type === 'integer') {
-        const quoted = typeof e.data === 'string' && /^\d+$/.test(e.data) ? '; write it without quotes' : '';
-        return `${where} must be an integer ${s.minimum}..${s.maximum}, got ${shown(e.data)}${quoted}`;
-      }
-      const words: Record<string, string> = { object: 'a mapping', array: 'a list', boolean: 'true or false', string: 'a string', 'string,number': 'a duration' };
-      const want = words[type] ?? type;
-      return `${where} must be ${want}${s.description && want !== s.description ? ` (${s.description})` : ''}, got ${shown(e.data)}`;
-    }
-    case 'enum':
-      return `${where} must be ${s.description ?? (s.enum ?? []).join(', ')}, got ${shown(e.data)}${ENUM_HINTS[where] ?? ''}`;
-    case 'minLength':
-      return `${where} is empty; write ${s.description ?? 'a value'}`;
-    default:
-      return `${where} ${e.message ?? 'is invalid'}`;
-  }
-}
+const MESSAGES: SchemaMessageOptions = {
+  root: ROOT,
+  notAMapping: 'the config must be a mapping with at least trustDomain, ca and attestation (the file is empty or not a mapping)',
+  enumHints: { 'tls.minVersion': '; Tollgate never accepts TLS below 1.2' },
+};
 
 /**
  * Parse and validate a sidecar config file's text. Throws TollgateError('TG_CONFIG_INVALID') naming
@@ -213,13 +184,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     const d = data as Record<string, unknown>;
     for (const k of ['attestation', 'svid', 'inbound', 'outbound', 'policy', 'tls', 'limits', 'admin', 'log']) if (d[k] === null) delete d[k];
   }
-  if (!validate(data)) {
-    // An unknown key (often a typo) explains more than the errors it causes; otherwise the first in the file.
-    const errors = validate.errors ?? [];
-    const pool = errors.some((x) => x.keyword === 'additionalProperties') ? errors.filter((x) => x.keyword === 'additionalProperties') : errors;
-    const e = pool.reduce((a, b) => (yaml.lineOfSchemaError(b) < yaml.lineOfSchemaError(a) ? b : a));
-    throw yaml.fail(yaml.lineOfSchemaError(e), schemaMessage(e, data));
-  }
+  if (!validate(data)) throw schemaFailure(yaml, validate.errors ?? [], data, MESSAGES);
   const raw = data;
 
   // Overrides go in as if written in the file; a problem with one names the command line instead of a line.
