@@ -13,6 +13,7 @@ import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Level } from '../common/log.ts';
+import { pemToCertDers } from '../pki/pem.ts';
 import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
 import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
 
@@ -49,7 +50,8 @@ export interface SidecarConfig {
   /** The file it was read from (as given), for messages. */
   readonly source: string;
   readonly trustDomain: string;
-  readonly ca: { readonly address: HostPort; readonly spiffeId: string; readonly bundleFile: string };
+  /** The bootstrap roots come from exactly one of bundleFile (a path) and bundlePem (inline PEM). */
+  readonly ca: { readonly address: HostPort; readonly spiffeId: string; readonly bundleFile?: string; readonly bundlePem?: string };
   readonly attestation: Attestation;
   readonly svid: { readonly ttlMs: number };
   readonly inbound: readonly InboundListener[];
@@ -116,7 +118,8 @@ const schema = section(
       address: str("the CA's gRPC address as HOST:PORT, e.g. tollgate-ca.tollgate-system.svc:8443"),
       spiffeId: str("the CA's SPIFFE ID, e.g. spiffe://example.org/ns/tollgate-system/sa/tollgate-ca"),
       bundleFile: str("a PEM file with the CA's roots, e.g. the bundle.pem written by `tollgate ca init`"),
-    }, ['address', 'bundleFile'], 'a "ca" section with address (HOST:PORT) and bundleFile'),
+      bundlePem: str("the CA's roots as PEM text (the content of bundle.pem)"),
+    }, ['address'], 'a "ca" section with address (HOST:PORT) and bundleFile (or bundlePem)'),
     attestation: section({
       tokenFile: str('the projected service-account token file'),
       joinToken: str('a join token from `tollgate ca token create`'),
@@ -248,7 +251,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
   const ca = {
     address: address(['ca', 'address'], '', false),
     spiffeId: raw.ca?.['spiffeId'] === undefined ? `spiffe://${trustDomain}${DEFAULTS.caSpiffePath}` : workloadId(['ca', 'spiffeId'], trustDomain),
-    bundleFile: file(['ca', 'bundleFile']),
+    ...readBundleSource(raw, bad, file),
   };
 
   const attestation = readAttestation(raw, bad, file);
@@ -323,6 +326,22 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
 /** The error for the value (or, with 'key', the key) at `steps`: its file line, or the command line. */
 type Bad = (steps: readonly string[], problem: string, on?: 'key' | 'value') => TollgateError;
 
+/** ca.bundleFile (resolved) or ca.bundlePem (checked to hold certificates): exactly one. */
+function readBundleSource(raw: Raw, bad: Bad, file: (steps: readonly string[]) => string): { bundleFile: string } | { bundlePem: string } {
+  const pem = raw.ca['bundlePem'];
+  if (raw.ca['bundleFile'] !== undefined) {
+    if (pem !== undefined) throw bad(['ca', 'bundlePem'], 'cannot be set together with ca.bundleFile; keep one of the two', 'key');
+    return { bundleFile: file(['ca', 'bundleFile']) };
+  }
+  if (pem === undefined) throw bad(['ca'], `has no "bundleFile"; add a PEM file with the CA's roots, e.g. the bundle.pem written by \`tollgate ca init\` (or put its text in bundlePem)`);
+  try {
+    pemToCertDers(String(pem), 'it');
+  } catch (e) {
+    throw bad(['ca', 'bundlePem'], `is not PEM certificates (${(e as Error).message}); paste the text of the CA's bundle.pem, "-----BEGIN CERTIFICATE-----" lines included`);
+  }
+  return { bundlePem: String(pem) };
+}
+
 function readAttestation(raw: Raw, bad: Bad, file: (steps: readonly string[]) => string): Attestation {
   const a = raw.attestation;
   const kinds = a ? (['tokenFile', 'joinToken', 'joinTokenFile'] as const).filter((k) => a[k] !== undefined) : [];
@@ -346,6 +365,20 @@ function readAttestation(raw: Raw, bad: Bad, file: (steps: readonly string[]) =>
   token = token.trim();
   if (token === '' || /\s/.test(token)) throw bad(['attestation', kind], `${kind === 'joinToken' ? 'is not' : 'does not hold'} a join token (it is empty or has spaces); use the token printed by \`tollgate ca token create\``);
   return { kind: 'join', token };
+}
+
+/**
+ * Parse a sidecar config held in an environment variable (as the injector passes it in
+ * TOLLGATE_SIDECAR_CONFIG); errors name the variable and the line. Relative paths resolve against
+ * the current directory.
+ */
+export function loadSidecarConfigFromEnv(name: string, overrides?: SidecarConfigOverrides, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  const text = env[name];
+  const source = `environment variable ${name}`;
+  if (text === undefined || text.trim() === '') {
+    throw new TollgateError('TG_CONFIG_INVALID', `cannot read sidecar config: ${source} is ${text === undefined ? 'not set' : 'empty'}; set it to the sidecar's YAML config (see examples/sidecar.yaml) or use --config FILE`, { details: { source } });
+  }
+  return parseSidecarConfig(text, { source, ...(overrides ? { overrides } : {}) });
 }
 
 /** Read and parse a sidecar config file; relative paths in it resolve against its directory. */
