@@ -31,6 +31,11 @@ export const ErrorCodes = {
   TG_PROXY_HEADER_INVALID: 'PROXY protocol header is malformed',
   TG_UNAVAILABLE: 'a dependency is unreachable',
   TG_POLICY_DENIED: 'peer is not allowed by policy',
+  TG_ANNOTATION_INVALID: 'a tollgate.io annotation of a pod is malformed',
+  TG_POD_INVALID: 'the object is not a pod (template) Tollgate can inject',
+  TG_KUBE_CONFLICT: 'the Kubernetes object changed since it was read (resourceVersion conflict)',
+  TG_KUBE_NOT_FOUND: 'the Kubernetes object does not exist',
+  TG_KUBE_API: 'the Kubernetes API server refused the request',
   TG_INTERNAL: 'internal error',
 } as const;
 
