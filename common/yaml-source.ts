@@ -3,7 +3,7 @@
 //   cannot read <what> <source> line <N>: <problem and what to do>
 // Shared by the policy parser, the sidecar config parser and the injector config parser.
 import { readFileSync } from 'node:fs';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type YAMLError } from 'yaml';
 import type { ErrorObject } from 'ajv';
 import { TollgateError } from './errors.ts';
 
@@ -41,10 +41,8 @@ export class YamlSource {
     this.#doc = parseDocument(text, { lineCounter: this.#lines, uniqueKeys: false, prettyErrors: true });
     const syntax = this.#doc.errors[0];
     if (syntax) {
-      // An error found only at the end of the input (e.g. an unclosed "[") is shown on the last non-blank line.
-      const at = text.slice(syntax.pos[0]).trim() === '' ? Math.max(0, text.trimEnd().length - 1) : syntax.pos[0];
-      const what = syntax.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      throw this.fail(this.#lines.linePos(at).line, `invalid YAML: ${what}`, { yamlCode: syntax.code });
+      const { line, problem } = describeYamlError(text, this.#lines, syntax);
+      throw this.fail(line, problem, { yamlCode: syntax.code });
     }
     this.#checkDuplicateKeys(this.#doc.contents);
   }
@@ -127,6 +125,14 @@ export class YamlSource {
       for (const item of node.items) this.#checkDuplicateKeys(item, seen);
     }
   }
+}
+
+/** The line and words of a YAML syntax error: "invalid YAML: <what>". */
+export function describeYamlError(text: string, lines: LineCounter, error: YAMLError): { line: number; problem: string } {
+  // An error found only at the end of the input (e.g. an unclosed "[") is shown on the last non-blank line.
+  const at = text.slice(error.pos[0]).trim() === '' ? Math.max(0, text.trimEnd().length - 1) : error.pos[0];
+  const what = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  return { line: lines.linePos(at).line, problem: `invalid YAML: ${what}` };
 }
 
 /** The unknown key an ajv `additionalProperties` error names. */

@@ -26,6 +26,8 @@ export interface InjectOptions {
   readonly namespace: string;
   /** That namespace's labels. */
   readonly namespaceLabels: Readonly<Record<string, string>>;
+  /** `tollgate inject --force`: inject a pod that opts out too (never-injected namespaces stay untouched). */
+  readonly ignoreOptOut?: boolean;
 }
 
 export interface InjectResult {
@@ -67,7 +69,7 @@ export function injectPod(input: unknown, options: InjectOptions): InjectResult 
     return skip('already injected');
   }
   const choice = injectChoice(annotations);
-  if (choice === 'disabled') return skip(`pod annotation ${Annotation.inject} is disabled`);
+  if (choice === 'disabled' && !options.ignoreOptOut) return skip(`pod annotation ${Annotation.inject} is disabled`);
   if (choice === null && options.namespaceLabels[NAMESPACE_LABEL] !== 'enabled') {
     return skip(`not opted in (namespace label ${NAMESPACE_LABEL}=enabled or pod annotation ${Annotation.inject}: enabled)`);
   }
@@ -116,7 +118,8 @@ export function injectPod(input: unknown, options: InjectOptions): InjectResult 
 
   const how = `${config.nativeSidecar ? 'native sidecar' : 'sidecar container (pre-1.29 fallback)'}, capture ${capture ? 'iptables' : 'none'}`;
   const what = `${mesh.inboundPorts.length} inbound port(s), ${mesh.upstreams.length} upstream(s)`;
-  return { decision: 'injected', reason: `${choice === 'enabled' ? 'pod annotation' : 'namespace label'}: ${how}, ${what}`, pod: out as unknown as Json, patch, warnings: probeWarnings(pod, mesh) };
+  const by = choice === 'enabled' ? 'pod annotation' : choice === 'disabled' ? 'forced despite the opt-out' : 'namespace label';
+  return { decision: 'injected', reason: `${by}: ${how}, ${what}`, pod: out as unknown as Json, patch, warnings: probeWarnings(pod, mesh) };
 }
 
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
