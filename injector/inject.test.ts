@@ -318,3 +318,12 @@ test('warnings: a kubelet probe on a port the sidecar fronts could never pass', 
     'container web: livenessProbe checks port 9000, which the sidecar fronts with mutual TLS; the kubelet\'s plain probe will fail there. Probe a port not in tollgate.io/inbound-ports, or use an exec probe',
   ]);
 });
+
+test('a pod that names no service account gets "default" (what the ServiceAccount admission plugin would name), since the token volume needs one', () => {
+  const p = pod();
+  delete (p['spec'] as Json)['serviceAccountName'];
+  assert.equal(((inject(p).pod!)['spec'] as Json)['serviceAccountName'], 'default');
+  assert.equal(((inject(pod()).pod!)['spec'] as Json)['serviceAccountName'], 'web');
+  const legacy = pod(ANNOTATED, { serviceAccountName: undefined, serviceAccount: 'old' });
+  assert.equal(((inject(legacy).pod!)['spec'] as Json)['serviceAccountName'], undefined);
+});

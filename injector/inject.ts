@@ -49,7 +49,7 @@ interface Container extends Json {
 }
 interface PodShape {
   metadata?: Json & { annotations?: Record<string, string> };
-  spec: Json & { containers: Container[]; initContainers?: Container[]; volumes?: Json[]; hostNetwork?: boolean };
+  spec: Json & { containers: Container[]; initContainers?: Container[]; volumes?: Json[]; hostNetwork?: boolean; serviceAccountName?: string; serviceAccount?: string };
 }
 
 /** Escape one JSON Pointer token (RFC 6901): "~" → "~0", "/" → "~1". */
@@ -95,6 +95,10 @@ export function injectPod(input: unknown, options: InjectOptions): InjectResult 
   if (firstInit.length > 0) out.spec.initContainers = [...(firstInit as Container[]), ...(out.spec.initContainers ?? [])];
   if (!config.nativeSidecar) out.spec.containers = [proxy as Container, ...out.spec.containers];
   out.spec.volumes = [...(out.spec.volumes ?? []), ...volumes];
+  // The projected token needs a named service account. The ServiceAccount admission plugin names
+  // "default" before webhooks run; where it is off, the API server refuses the token volume without.
+  const namesAccount = Boolean(pod.spec.serviceAccountName || pod.spec.serviceAccount);
+  if (!namesAccount) out.spec.serviceAccountName = 'default';
 
   // The patch, against the original: environment first (container indexes still the original's),
   // then the inserts at the front, then the volumes.
@@ -115,6 +119,7 @@ export function injectPod(input: unknown, options: InjectOptions): InjectResult 
   if (!config.nativeSidecar) patch.push({ op: 'add', path: '/spec/containers/0', value: proxy });
   if (!pod.spec.volumes) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });
   else for (const v of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
+  if (!namesAccount) patch.push({ op: 'add', path: '/spec/serviceAccountName', value: 'default' });
 
   const how = `${config.nativeSidecar ? 'native sidecar' : 'sidecar container (pre-1.29 fallback)'}, capture ${capture ? 'iptables' : 'none'}`;
   const what = `${mesh.inboundPorts.length} inbound port(s), ${mesh.upstreams.length} upstream(s)`;
