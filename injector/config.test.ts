@@ -97,3 +97,18 @@ test('injectorConfigFromValues: the same checks, errors naming the flag', () => 
   usage({ trustDomain: 'example.org', caAddress: 'ca', image: 'i' }, /^--ca-address "ca" is not HOST:PORT/);
   usage({ trustDomain: 'example.org', caAddress: 'ca:1', image: 'i', caSpiffeId: 'spiffe://x.org/ca' }, /^--ca-spiffe-id "spiffe:\/\/x\.org\/ca" is not in trust domain/);
 });
+
+test('examples/injector.yaml parses and documents every key', async () => {
+  const { readFileSync } = await import('node:fs');
+  const path = new URL('../examples/injector.yaml', import.meta.url);
+  const text = readFileSync(path, 'utf8');
+  const c = parse(text);
+  assert.equal(c.caSpiffeId, 'spiffe://cluster.local/ns/tollgate-system/sa/tollgate-ca');
+  for (const key of ['trustDomain', 'caAddress', 'caSpiffeId', 'image', 'imagePullPolicy', 'nativeSidecar', 'capture', 'tokenExpirationSeconds', 'logLevel', 'resources', 'requests', 'limits']) {
+    assert.match(text, new RegExp(`^\\s*${key}:`, 'm'), key);
+  }
+  // The example states the defaults: the file and an empty config give the same settings.
+  const { source: _a, ...fromFile } = c;
+  const { source: _b, ...defaults } = parse('trustDomain: cluster.local\ncaAddress: tollgate-ca.tollgate-system.svc:8443\nimage: ghcr.io/tollgate/tollgate:0.1.0\n');
+  assert.deepEqual(fromFile, defaults);
+});
