@@ -48,12 +48,12 @@ Examples:
   $ tollgate inject -f web.yaml --bundle ca/bundle.pem --injector-config injector.yaml
   $ tollgate inject -f web.yaml --bundle ca/bundle.pem --capture none --no-native-sidecar`)
     .action(async (o: Record<string, string | boolean | undefined> & { filename: string; bundle: string }, command: Command) => {
-      const [{ injectManifest, trustDomainOfBundle }, { injectorConfigFromValues, loadInjectorConfig }] = await Promise.all([import('../injector/manifest.ts'), import('../injector/config.ts')]);
+      const [{ injectManifest, trustDomainOfBundle }, { flagOf, injectorConfigFromValues, loadInjectorConfig }] = await Promise.all([import('../injector/manifest.ts'), import('../injector/config.ts')]);
       const bundlePem = readInput(o.bundle, 'the bundle');
       let config;
       if (typeof o['injectorConfig'] === 'string') {
         const given = CONFIG_FLAGS.filter((k) => command.getOptionValueSource(k) === 'cli');
-        if (given.length > 0) throw new TollgateError('TG_USAGE', `--injector-config already sets ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}; give the file or the flags`);
+        if (given.length > 0) throw new TollgateError('TG_USAGE', `--injector-config already sets ${given.map(flagOf).join(', ')}; give the file or the flags`);
         config = loadInjectorConfig(o['injectorConfig']);
       } else {
         const trustDomain = o['trustDomain'] ?? trustDomainOfBundle(bundlePem, o.bundle);

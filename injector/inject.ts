@@ -5,9 +5,10 @@
 // Decision, in order: a never-injected namespace (kube-system, kube-public, kube-node-lease,
 // Tollgate's own) → skipped; already injected (marker annotation or a tollgate-proxy container)
 // → skipped, so a reinvocation is safe; pod annotation tollgate.io/inject disabled → skipped,
-// enabled → injected; else the namespace label tollgate.io/inject=enabled decides; a host-network
-// pod is skipped (capture rules would change the node's own tables). A malformed annotation or pod
-// throws TG_ANNOTATION_INVALID / TG_POD_INVALID: the caller refuses the pod with that message.
+// enabled → injected (disabled too with ignoreOptOut, `tollgate inject --force`); else the
+// namespace label tollgate.io/inject=enabled decides; a host-network pod is skipped (capture rules
+// would change the node's own tables). A malformed annotation or pod throws TG_ANNOTATION_INVALID /
+// TG_POD_INVALID: the caller refuses the pod with that message.
 import { TollgateError } from '../common/errors.ts';
 import { Annotation, NAMESPACE_LABEL, injectChoice, parseMeshAnnotations, type MeshAnnotations } from './annotations.ts';
 import type { InjectorConfig } from './config.ts';
