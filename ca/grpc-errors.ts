@@ -38,6 +38,11 @@ const STATUS: Record<ErrorCode, grpc.status> = {
   TG_STORE_EXISTS: grpc.status.FAILED_PRECONDITION,
   TG_STORE_MISSING: grpc.status.FAILED_PRECONDITION,
   TG_INTERNAL: grpc.status.INTERNAL,
+  TG_ANNOTATION_INVALID: grpc.status.INVALID_ARGUMENT,
+  TG_POD_INVALID: grpc.status.INVALID_ARGUMENT,
+  TG_KUBE_CONFLICT: grpc.status.ABORTED,
+  TG_KUBE_NOT_FOUND: grpc.status.NOT_FOUND,
+  TG_KUBE_API: grpc.status.UNAVAILABLE,
 };
 
 export function grpcStatusFor(code: ErrorCode): grpc.status {

@@ -6,6 +6,7 @@ import type { Logger } from '../common/log.ts';
 import { kubernetesSpiffeId } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import type { Attestor } from './attestation/attestor.ts';
+import type { Authority } from './authority.ts';
 import { JoinTokenAttestor } from './attestation/join-token.ts';
 import { SvidAttestor } from './attestation/svid.ts';
 import { AuditLog, type AuditSink } from './audit.ts';
@@ -41,6 +42,8 @@ export interface RunningCa {
   readonly registry: Registry;
   readonly identity: CaServerIdentity;
   readonly trustDomain: string;
+  /** The intermediate that signs now: the one narrow way in for the webhook's serving certificate. */
+  currentIntermediate(): Authority;
   close(): Promise<void>;
 }
 
@@ -107,6 +110,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     registry,
     identity,
     trustDomain: td,
+    currentIntermediate: () => service.issuer.intermediate,
     close: async () => {
       identity.stop();
       await Promise.all([grpcServer.close(), admin.close()]);

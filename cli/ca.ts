@@ -8,6 +8,7 @@ import { systemClock } from '../common/clock.ts';
 import { formatDuration, parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
+import { startCaWebhook, type WebhookFlags } from './ca-webhook.ts';
 import { parseListen, parsePositiveInt, printJson } from './options.ts';
 
 export function registerCa(program: Command): void {
@@ -62,14 +63,29 @@ Examples:
     .option('--k8s-api-server <url>', 'verify service-account tokens with the TokenReview API of this server')
     .option('--k8s-ca-file <file>', 'CA bundle of the API server', '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt')
     .option('--k8s-token-file <file>', "the CA's own token for TokenReview", '/var/run/secrets/kubernetes.io/serviceaccount/token')
+    .option('--k8s-client-cert <file>', 'authenticate to --k8s-api-server with this client certificate instead of the token (tests)')
+    .option('--k8s-client-key <file>', 'the key of --k8s-client-cert')
+    .option('--webhook-listen <addr>', 'also serve the sidecar injection webhook (HTTPS, POST /inject) on HOST:PORT')
+    .option('--webhook-config-name <name>', 'the MutatingWebhookConfiguration whose caBundle this CA keeps equal to its bundle', 'tollgate-sidecar-injector')
+    .option('--webhook-dns-names <names>', "DNS names of the webhook's serving certificate, comma-separated (the Service's names)")
+    .option('--webhook-ip-sans <ips>', "IP addresses of the webhook's serving certificate, comma-separated")
+    .option('--injector-config <file>', 'the injector config (ConfigMap tollgate-injector, key config.yaml)')
+    .option('--namespace <ns>', "the CA's own namespace, never injected (default: the pod's namespace, else tollgate-system)")
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
 renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
 
+With --webhook-listen the CA also serves the mutating webhook that injects sidecars: its serving
+certificate is issued from the CA's intermediate (24 h, renewed at half life by every replica), and
+the caBundle of every webhook in --webhook-config-name is kept equal to the CA's bundle through the
+API server (--k8s-api-server and its credentials, or the pod's own in a cluster).
+
 Examples:
   $ tollgate ca serve --dir ./ca
   $ tollgate ca serve --dir ./ca --listen 127.0.0.1:8443 --audit-log ./ca/audit.log
-  $ tollgate ca serve --dir /var/lib/tollgate --k8s-api-server https://kubernetes.default.svc`)
+  $ tollgate ca serve --dir /var/lib/tollgate --k8s-api-server https://kubernetes.default.svc
+  $ tollgate ca serve --dir /etc/tollgate/ca --webhook-listen 0.0.0.0:9443 --injector-config /etc/tollgate/injector/config.yaml \\
+      --webhook-dns-names tollgate-ca.tollgate-system.svc,tollgate-ca.tollgate-system.svc.cluster.local`)
     .action(async (o: Record<string, string | undefined> & { dir: string }) => {
       const logger = createLogger({ base: { component: 'ca' } });
       const listen = parseListen(o.listen!, '0.0.0.0', '--listen');
@@ -101,11 +117,18 @@ Examples:
         },
         attestors,
       });
+      let webhook: Awaited<ReturnType<typeof startCaWebhook>> = null;
+      try {
+        webhook = await startCaWebhook(ca, o as unknown as WebhookFlags, { clock: systemClock, logger });
+      } catch (e) {
+        await ca.close();
+        throw e;
+      }
       // The line a supervisor (or test) waits for: where we listen.
-      process.stdout.write(`${JSON.stringify({ ready: true, grpc_port: ca.grpc.port, admin_port: ca.admin.port, trust_domain: ca.trustDomain, spiffe_id: ca.identity.spiffeId })}\n`);
+      process.stdout.write(`${JSON.stringify({ ready: true, grpc_port: ca.grpc.port, admin_port: ca.admin.port, ...(webhook ? { webhook_port: webhook.port } : {}), trust_domain: ca.trustDomain, spiffe_id: ca.identity.spiffeId })}\n`);
       const stop = (sig: string): void => {
         logger.info('stopping', { signal: sig });
-        ca.close().then(() => process.exit(0));
+        Promise.all([webhook?.close(), ca.close()]).then(() => process.exit(0));
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));

@@ -9,6 +9,8 @@ const BAD_INPUT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'TG_TTL_INVALID',
   'TG_CONFIG_INVALID',
   'TG_CERT_INVALID',
+  'TG_ANNOTATION_INVALID',
+  'TG_POD_INVALID',
 ]);
 
 export const EXIT_OK = 0;

@@ -6,6 +6,7 @@ import { registerCa } from './ca.ts';
 import { registerCapture } from './capture.ts';
 import { registerCert } from './cert.ts';
 import { registerDemo } from './demo.ts';
+import { registerInject } from './inject.ts';
 import { registerSidecar } from './sidecar.ts';
 import { registerPolicy } from './policy.ts';
 import { describeError, exitCodeFor } from './exit.ts';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerPolicy(program);
   registerDemo(program);
   registerCapture(program);
+  registerInject(program, pkg.version);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
@@ -34,6 +36,7 @@ Examples:
   $ tollgate cert issue --ca-dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web --out ./web
   $ tollgate cert inspect ./web.crt --bundle ./ca/bundle.pem
   $ tollgate policy check --policy examples/policy.yaml --peer spiffe://example.org/ns/shop/sa/web --port 8080
+  $ tollgate inject -f web.yaml --bundle ./ca/bundle.pem
 
 Exit codes: 0 ok, 1 failure, 2 usage or bad input.`);
   return program;

@@ -33,7 +33,7 @@ Examples:
       if (port !== undefined && !(/^\d+$/.test(o.port!) && port >= 1 && port <= 65535)) {
         throw new TollgateError('TG_USAGE', `--port ${JSON.stringify(o.port)} is not a port number; use an integer 1..65535`);
       }
-      const { readSourceFile } = await import('../sidecar/yaml-source.ts');
+      const { readSourceFile } = await import('../common/yaml-source.ts');
       const { checkPeer, parsePolicy } = await import('../sidecar/policy.ts');
       const p = parsePolicy(readSourceFile(o.policy, 'policy'), { source: o.policy, ...(o.trustDomain !== undefined ? { ownTrustDomain: o.trustDomain } : {}) });
       const trustDomain = o.trustDomain ?? p.trustDomains[0]!;

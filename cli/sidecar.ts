@@ -1,14 +1,20 @@
 // `tollgate sidecar run`: load the config, start the sidecar, print one JSON ready line, then follow
 // signals: SIGHUP re-reads the policy, SIGTERM/SIGINT drain open connections and exit.
+// `tollgate sidecar wait`: block until a sidecar is ready (the injected pre-1.29 postStart hook).
 import type { Command } from 'commander';
+import { formatHostPort } from '../common/address.ts';
+import { systemClock } from '../common/clock.ts';
+import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
+import { parseListen } from './options.ts';
 
 export function registerSidecar(program: Command): void {
   const sidecar = program.command('sidecar').description('run the mutual-TLS sidecar of one workload');
   sidecar
     .command('run')
     .description('get an SVID from the CA, then proxy inbound and outbound traffic over mutual TLS')
-    .requiredOption('--config <file>', 'sidecar config (YAML; see examples/sidecar.yaml)')
+    .option('--config <file>', 'sidecar config (YAML; see examples/sidecar.yaml)')
+    .option('--config-env <name>', 'read the same YAML from environment variable NAME instead (injected pods: TOLLGATE_SIDECAR_CONFIG)')
     .option('--admin <addr>', 'override admin.listen (HOST:PORT) for /healthz /readyz /metrics')
     .option('--ca-address <addr>', 'override ca.address (HOST:PORT)')
     .option('--join-token <token>', 'override attestation with this join token')
@@ -24,17 +30,20 @@ SIGTERM or SIGINT stop accepting, let open connections finish (limits.drainTimeo
 Examples:
   $ tollgate sidecar run --config examples/sidecar.yaml
   $ tollgate sidecar run --config examples/sidecar.yaml --workers 2
-  $ tollgate sidecar run --config /etc/tollgate/sidecar.yaml --admin 127.0.0.1:15020 --log-level debug`)
-    .action(async (o: { config: string; admin?: string; caAddress?: string; joinToken?: string; logLevel?: string; workers: string }) => {
+  $ tollgate sidecar run --config /etc/tollgate/sidecar.yaml --admin 127.0.0.1:15020 --log-level debug
+  $ tollgate sidecar run --config-env TOLLGATE_SIDECAR_CONFIG`)
+    .action(async (o: { config?: string; configEnv?: string; admin?: string; caAddress?: string; joinToken?: string; logLevel?: string; workers: string }) => {
       if (!/^[1-9][0-9]{0,2}$/.test(o.workers)) throw new TollgateError('TG_USAGE', `--workers ${o.workers}: give a whole number from 1 to 999`);
       const workers = Number(o.workers);
-      const [{ loadSidecarConfig }, { Sidecar }, { createLogger }] = await Promise.all([import('../sidecar/config.ts'), import('../sidecar/sidecar.ts'), import('../common/log.ts')]);
-      const config = loadSidecarConfig(o.config, {
+      if ((o.config === undefined) === (o.configEnv === undefined)) throw new TollgateError('TG_USAGE', 'give exactly one of --config FILE and --config-env NAME');
+      const [{ loadSidecarConfig, loadSidecarConfigFromEnv }, { Sidecar }, { createLogger }] = await Promise.all([import('../sidecar/config.ts'), import('../sidecar/sidecar.ts'), import('../common/log.ts')]);
+      const overrides = {
         ...(o.admin !== undefined ? { adminListen: o.admin } : {}),
         ...(o.caAddress !== undefined ? { caAddress: o.caAddress } : {}),
         ...(o.joinToken !== undefined ? { joinToken: o.joinToken } : {}),
         ...(o.logLevel !== undefined ? { logLevel: o.logLevel } : {}),
-      });
+      };
+      const config = o.config !== undefined ? loadSidecarConfig(o.config, overrides) : loadSidecarConfigFromEnv(o.configEnv!, overrides);
       const logger = createLogger({ level: config.log.level, base: { component: 'sidecar' } });
       // --workers 1 is the single process below; more forks workers (sidecar/workers.ts), which run
       // this same command line and take the worker branch here.
@@ -76,5 +85,27 @@ Examples:
       process.stdout.write(`${JSON.stringify(ready)}\n`);
       logger.info('ready', { event: 'ready', spiffe_id: started.spiffeId });
       if (!started.spiffeId) throw new TollgateError('TG_INTERNAL', 'sidecar started without an SVID');
+    });
+
+  sidecar
+    .command('wait')
+    .description("wait until a sidecar is ready (its admin /readyz answers 200)")
+    .option('--admin <addr>', "the sidecar's admin address HOST:PORT", '127.0.0.1:15020')
+    .option('--timeout <dur>', 'give up after this long', '60s')
+    .addHelpText('after', `
+Exits 0 once the sidecar holds an SVID and a bundle, 1 when the timeout passes first (printing its
+last answer). Injected pods on clusters older than 1.29 run it as the sidecar container's postStart
+hook, so that the kubelet starts the app only after the sidecar is ready.
+
+Examples:
+  $ tollgate sidecar wait
+  $ tollgate sidecar wait --admin 127.0.0.1:15020 --timeout 60s`)
+    .action(async (o: { admin: string; timeout: string }) => {
+      const admin = parseListen(o.admin, '127.0.0.1', '--admin');
+      const timeoutMs = parseDuration(o.timeout, '--timeout');
+      const { waitUntilReady } = await import('../sidecar/wait.ts');
+      const r = await waitUntilReady({ admin: formatHostPort(admin), timeoutMs, clock: systemClock });
+      if (!r.ready) throw new TollgateError('TG_UNAVAILABLE', `the sidecar at ${o.admin} is not ready after ${o.timeout} (${r.attempts} attempts; last answer: ${r.detail})`);
+      process.stdout.write(`ready: ${r.detail}\n`);
     });
 }

@@ -22,3 +22,8 @@ export function parseHostPort(text: string, options: { allowPortZero: boolean })
   if (!(n >= low && n <= 65535)) return { problem: `${JSON.stringify(text)} has no valid port; use ${low}..65535${low === 0 ? ' (0 picks a free port)' : ''}` };
   return { host, port: n };
 }
+
+/** HostPort → "host:port" ("[v6]:port"), the form parseHostPort reads. */
+export function formatHostPort(a: HostPort): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}

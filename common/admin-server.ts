@@ -1,8 +1,8 @@
 // The admin endpoints every Tollgate process serves on loopback: /healthz (the process runs),
 // /readyz (it can do its job: a valid SVID/authority and bundle), /metrics (Prometheus text).
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { closeServer, listen } from './listen.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -45,19 +45,6 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     }
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  const port = await listen(server, options.port, options.host ?? '127.0.0.1');
+  return { server, port, close: () => closeServer(server) };
 }

@@ -34,6 +34,11 @@ export const ErrorCodes = {
   TG_UNAVAILABLE: 'a dependency is unreachable',
   TG_POLICY_DENIED: 'peer is not allowed by policy',
   TG_CAPTURE_FAILED: 'traffic capture rules could not be applied',
+  TG_ANNOTATION_INVALID: 'a tollgate.io annotation of a pod is malformed',
+  TG_POD_INVALID: 'the object is not a pod (template) Tollgate can inject',
+  TG_KUBE_CONFLICT: 'the Kubernetes object changed since it was read (resourceVersion conflict)',
+  TG_KUBE_NOT_FOUND: 'the Kubernetes object does not exist',
+  TG_KUBE_API: 'the Kubernetes API server refused the request',
   TG_INTERNAL: 'internal error',
 } as const;
 

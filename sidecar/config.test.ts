@@ -4,9 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSidecarConfig, parseSidecarConfig, type SidecarConfig, type SidecarConfigOverrides } from './config.ts';
+import { loadSidecarConfig, loadSidecarConfigFromEnv, parseSidecarConfig, type SidecarConfig, type SidecarConfigOverrides } from './config.ts';
 import { authorize, parsePolicy } from './policy.ts';
 import { TollgateError } from '../common/errors.ts';
+import { certsToPem } from '../pki/pem.ts';
+import { testChain } from '../pki/test-chain.ts';
 
 const SOURCE = './sidecar.yaml';
 const BASE = '/etc/tollgate';
@@ -185,6 +187,8 @@ const bad: Bad[] = [
   ['ca.spiffeId in another trust domain', HEAD.replace('bundleFile: b.pem', 'bundleFile: b.pem, spiffeId: spiffe://other.org/ca'), 2, /ca\.spiffeId "spiffe:\/\/other\.org\/ca" is not in trust domain "example\.org"/],
   ['ca.spiffeId without path', HEAD.replace('bundleFile: b.pem', 'bundleFile: b.pem, spiffeId: spiffe://example.org'), 2, /ca\.spiffeId "spiffe:\/\/example\.org" is a trust-domain ID/],
   ['empty string', HEAD.replace('b.pem', '""'), 2, /ca\.bundleFile is empty; write a PEM file/],
+  ['bundleFile and bundlePem', 'trustDomain: example.org\nca:\n  address: a:1\n  bundleFile: b.pem\n  bundlePem: x\nattestation: {joinToken: tgjoin.abc}\n', 5, /ca\.bundlePem cannot be set together with ca\.bundleFile; keep one of the two/],
+  ['bundlePem without a certificate', 'trustDomain: example.org\nca:\n  address: a:1\n  bundlePem: "not pem"\nattestation: {joinToken: tgjoin.abc}\n', 4, /ca\.bundlePem is not PEM certificates \(it holds no PEM "CERTIFICATE" block\); paste the text of the CA's bundle\.pem/],
   ['appPort not a number', IN('{listen: "0.0.0.0:15006", appPort: http}'), 6, /inbound\[0\]\.appPort must be an integer 1\.\.65535, got "http"$/],
   ['appPort quoted', IN('{listen: "0.0.0.0:15006", appPort: "8080"}'), 6, /got "8080"; write it without quotes/],
   ['appPort out of range', IN('{listen: "0.0.0.0:15006", appPort: 70000}'), 6, /inbound\[0\]\.appPort must be an integer 1\.\.65535, got 70000/],
@@ -227,6 +231,26 @@ for (const [name, text, line, message] of bad) {
   });
 }
 
+test('ca.bundlePem: the roots inline instead of a file', () => {
+  const pem = certsToPem([testChain().root]);
+  const text = `trustDomain: example.org\nca:\n  address: "127.0.0.1:8443"\n  bundlePem: |\n${pem.trimEnd().split('\n').map((l) => `    ${l}`).join('\n')}\nattestation: {joinToken: tgjoin.abc}\n`;
+  const c = parse(text);
+  assert.equal(c.ca.bundlePem, pem);
+  assert.equal(c.ca.bundleFile, undefined);
+});
+
+test('loadSidecarConfigFromEnv: the config from an environment variable; errors name the variable and line', () => {
+  const env = { TG_CFG: MIN, TG_BAD: `${HEAD}log: {level: loud}\n`, TG_EMPTY: ' ' };
+  assert.equal(loadSidecarConfigFromEnv('TG_CFG', undefined, env).trustDomain, 'example.org');
+  assert.equal(loadSidecarConfigFromEnv('TG_CFG', { logLevel: 'debug' }, env).log.level, 'debug');
+  const fails = (name: string, message: RegExp): void => {
+    assert.throws(() => loadSidecarConfigFromEnv(name, undefined, env), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' && message.test(e.message) || assert.fail(String(e)));
+  };
+  fails('TG_BAD', /^cannot read sidecar config environment variable TG_BAD line 4: log\.level must be debug, info, warn or error, got "loud"$/);
+  fails('TG_EMPTY', /environment variable TG_EMPTY is empty; set it to the sidecar's YAML config/);
+  fails('TG_UNSET', /environment variable TG_UNSET is not set; set it to the sidecar's YAML config \(see examples\/sidecar\.yaml\) or use --config FILE/);
+});
+
 test('loadSidecarConfig: a missing file says so', () => {
   assert.throws(() => loadSidecarConfig(join(tmp, 'nope.yaml')), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' && /nope\.yaml: the file does not exist/.test(e.message));
 });
@@ -242,7 +266,7 @@ test('examples/sidecar.yaml parses, and agrees with examples/policy.yaml', () =>
   assert.equal(authorize(policy, 'spiffe://example.org/ns/shop/sa/web', c.inbound[0]!.appPort).allowed, true);
   // Every key of the schema appears in the example (documented there).
   const text = readFileSync(path, 'utf8');
-  for (const key of ['trustDomain', 'address', 'spiffeId', 'bundleFile', 'tokenFile', 'joinToken', 'joinTokenFile', 'ttl', 'listen', 'appPort', 'appHost', 'proxyProtocol', 'upstream', 'file', 'minVersion', 'maxConnections', 'handshakeTimeout', 'idleTimeout', 'drainTimeout', 'level']) {
+  for (const key of ['trustDomain', 'address', 'spiffeId', 'bundleFile', 'bundlePem', 'tokenFile', 'joinToken', 'joinTokenFile', 'ttl', 'listen', 'appPort', 'appHost', 'proxyProtocol', 'upstream', 'file', 'minVersion', 'maxConnections', 'handshakeTimeout', 'idleTimeout', 'drainTimeout', 'level']) {
     assert.match(text, new RegExp(`^\\s*(#\\s*)?(- )?${key}:`, 'm'), key);
   }
   // With a join token from the command line instead of the Kubernetes token file.

@@ -8,13 +8,14 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv } from 'ajv';
 import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../common/address.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Level } from '../common/log.ts';
+import { pemToCertDers } from '../pki/pem.ts';
 import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
-import { YamlSource, deepFreeze, pathText, pointerSteps, readSourceFile, shown, unknownKeyMessage } from './yaml-source.ts';
+import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
 
 export type { HostPort };
 
@@ -49,7 +50,8 @@ export interface SidecarConfig {
   /** The file it was read from (as given), for messages. */
   readonly source: string;
   readonly trustDomain: string;
-  readonly ca: { readonly address: HostPort; readonly spiffeId: string; readonly bundleFile: string };
+  /** The bootstrap roots come from exactly one of bundleFile (a path) and bundlePem (inline PEM). */
+  readonly ca: { readonly address: HostPort; readonly spiffeId: string; readonly bundleFile?: string; readonly bundlePem?: string };
   readonly attestation: Attestation;
   readonly svid: { readonly ttlMs: number };
   readonly inbound: readonly InboundListener[];
@@ -122,7 +124,8 @@ const schema = section(
       address: str("the CA's gRPC address as HOST:PORT, e.g. tollgate-ca.tollgate-system.svc:8443"),
       spiffeId: str("the CA's SPIFFE ID, e.g. spiffe://example.org/ns/tollgate-system/sa/tollgate-ca"),
       bundleFile: str("a PEM file with the CA's roots, e.g. the bundle.pem written by `tollgate ca init`"),
-    }, ['address', 'bundleFile'], 'a "ca" section with address (HOST:PORT) and bundleFile'),
+      bundlePem: str("the CA's roots as PEM text (the content of bundle.pem)"),
+    }, ['address'], 'a "ca" section with address (HOST:PORT) and bundleFile (or bundlePem)'),
     attestation: section({
       tokenFile: str('the projected service-account token file'),
       joinToken: str('a join token from `tollgate ca token create`'),
@@ -170,40 +173,11 @@ interface Raw {
 const validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile<Raw>(schema);
 
 const ROOT = 'the config';
-const ENUM_HINTS: Record<string, string> = { 'tls.minVersion': '; Tollgate never accepts TLS below 1.2' };
-
-function schemaMessage(e: ErrorObject, data: unknown): string {
-  const steps = pointerSteps(e.instancePath);
-  const where = pathText(steps, data, ROOT);
-  const s = e.parentSchema as { type?: string | string[]; description?: string; properties?: Record<string, { description?: string }>; minimum?: number; maximum?: number; enum?: unknown[] };
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return unknownKeyMessage(e, where);
-    case 'required': {
-      const missing = String((e.params as { missingProperty: string }).missingProperty);
-      return `${where} has no "${missing}"; add ${s.properties?.[missing]?.description ?? 'it'}`;
-    }
-    case 'type':
-    case 'minimum':
-    case 'maximum': {
-      const type = String(s.type);
-      if (steps.length === 0) return 'the config must be a mapping with at least trustDomain, ca and attestation (the file is empty or not a mapping)';
-      if (type === 'integer') {
-        const quoted = typeof e.data === 'string' && /^\d+$/.test(e.data) ? '; write it without quotes' : '';
-        return `${where} must be an integer ${s.minimum}..${s.maximum}, got ${shown(e.data)}${quoted}`;
-      }
-      const words: Record<string, string> = { object: 'a mapping', array: 'a list', boolean: 'true or false', string: 'a string', 'string,number': 'a duration' };
-      const want = words[type] ?? type;
-      return `${where} must be ${want}${s.description && want !== s.description ? ` (${s.description})` : ''}, got ${shown(e.data)}`;
-    }
-    case 'enum':
-      return `${where} must be ${s.description ?? (s.enum ?? []).join(', ')}, got ${shown(e.data)}${ENUM_HINTS[where] ?? ''}`;
-    case 'minLength':
-      return `${where} is empty; write ${s.description ?? 'a value'}`;
-    default:
-      return `${where} ${e.message ?? 'is invalid'}`;
-  }
-}
+const MESSAGES: SchemaMessageOptions = {
+  root: ROOT,
+  notAMapping: 'the config must be a mapping with at least trustDomain, ca and attestation (the file is empty or not a mapping)',
+  enumHints: { 'tls.minVersion': '; Tollgate never accepts TLS below 1.2' },
+};
 
 /**
  * Parse and validate a sidecar config file's text. Throws TollgateError('TG_CONFIG_INVALID') naming
@@ -220,13 +194,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     const d = data as Record<string, unknown>;
     for (const k of ['attestation', 'svid', 'inbound', 'outbound', 'policy', 'tls', 'limits', 'admin', 'log']) if (d[k] === null) delete d[k];
   }
-  if (!validate(data)) {
-    // An unknown key (often a typo) explains more than the errors it causes; otherwise the first in the file.
-    const errors = validate.errors ?? [];
-    const pool = errors.some((x) => x.keyword === 'additionalProperties') ? errors.filter((x) => x.keyword === 'additionalProperties') : errors;
-    const e = pool.reduce((a, b) => (yaml.lineOfSchemaError(b) < yaml.lineOfSchemaError(a) ? b : a));
-    throw yaml.fail(yaml.lineOfSchemaError(e), schemaMessage(e, data));
-  }
+  if (!validate(data)) throw schemaFailure(yaml, validate.errors ?? [], data, MESSAGES);
   const raw = data;
 
   // Overrides go in as if written in the file; a problem with one names the command line instead of a line.
@@ -290,7 +258,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
   const ca = {
     address: address(['ca', 'address'], '', false),
     spiffeId: raw.ca?.['spiffeId'] === undefined ? `spiffe://${trustDomain}${DEFAULTS.caSpiffePath}` : workloadId(['ca', 'spiffeId'], trustDomain),
-    bundleFile: file(['ca', 'bundleFile']),
+    ...readBundleSource(raw, bad, file),
   };
 
   const attestation = readAttestation(raw, bad, file);
@@ -366,6 +334,22 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
 /** The error for the value (or, with 'key', the key) at `steps`: its file line, or the command line. */
 type Bad = (steps: readonly string[], problem: string, on?: 'key' | 'value') => TollgateError;
 
+/** ca.bundleFile (resolved) or ca.bundlePem (checked to hold certificates): exactly one. */
+function readBundleSource(raw: Raw, bad: Bad, file: (steps: readonly string[]) => string): { bundleFile: string } | { bundlePem: string } {
+  const pem = raw.ca['bundlePem'];
+  if (raw.ca['bundleFile'] !== undefined) {
+    if (pem !== undefined) throw bad(['ca', 'bundlePem'], 'cannot be set together with ca.bundleFile; keep one of the two', 'key');
+    return { bundleFile: file(['ca', 'bundleFile']) };
+  }
+  if (pem === undefined) throw bad(['ca'], `has no "bundleFile"; add a PEM file with the CA's roots, e.g. the bundle.pem written by \`tollgate ca init\` (or put its text in bundlePem)`);
+  try {
+    pemToCertDers(String(pem), 'it');
+  } catch (e) {
+    throw bad(['ca', 'bundlePem'], `is not PEM certificates (${(e as Error).message}); paste the text of the CA's bundle.pem, "-----BEGIN CERTIFICATE-----" lines included`);
+  }
+  return { bundlePem: String(pem) };
+}
+
 function readAttestation(raw: Raw, bad: Bad, file: (steps: readonly string[]) => string): Attestation {
   const a = raw.attestation;
   const kinds = a ? (['tokenFile', 'joinToken', 'joinTokenFile'] as const).filter((k) => a[k] !== undefined) : [];
@@ -389,6 +373,20 @@ function readAttestation(raw: Raw, bad: Bad, file: (steps: readonly string[]) =>
   token = token.trim();
   if (token === '' || /\s/.test(token)) throw bad(['attestation', kind], `${kind === 'joinToken' ? 'is not' : 'does not hold'} a join token (it is empty or has spaces); use the token printed by \`tollgate ca token create\``);
   return { kind: 'join', token };
+}
+
+/**
+ * Parse a sidecar config held in an environment variable (as the injector passes it in
+ * TOLLGATE_SIDECAR_CONFIG); errors name the variable and the line. Relative paths resolve against
+ * the current directory.
+ */
+export function loadSidecarConfigFromEnv(name: string, overrides?: SidecarConfigOverrides, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  const text = env[name];
+  const source = `environment variable ${name}`;
+  if (text === undefined || text.trim() === '') {
+    throw new TollgateError('TG_CONFIG_INVALID', `cannot read sidecar config: ${source} is ${text === undefined ? 'not set' : 'empty'}; set it to the sidecar's YAML config (see examples/sidecar.yaml) or use --config FILE`, { details: { source } });
+  }
+  return parseSidecarConfig(text, { source, ...(overrides ? { overrides } : {}) });
 }
 
 /** Read and parse a sidecar config file; relative paths in it resolve against its directory. */

@@ -25,7 +25,7 @@ import { isMap, isScalar, type Node } from 'yaml';
 import { Ajv, type ErrorObject } from 'ajv';
 import { TollgateError } from '../common/errors.ts';
 import { parseSpiffeId, parseTrustDomain } from '../pki/spiffe-id.ts';
-import { YamlSource, deepFreeze, pathText, pointerSteps, unknownKeyMessage } from './yaml-source.ts';
+import { YamlSource, deepFreeze, pathText, pointerSteps, unknownKeyMessage } from '../common/yaml-source.ts';
 
 // The parsed policy types live here, where they are built (policy.ts imports this file, never the
 // reverse, so the two stay free of import cycles); policy.ts re-exports them.

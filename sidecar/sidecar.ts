@@ -132,7 +132,7 @@ export class Sidecar {
   }
 }
 
-/** The SvidManager of a sidecar config (the bootstrap roots read from ca.bundleFile). */
+/** The SvidManager of a sidecar config (the bootstrap roots from ca.bundleFile or ca.bundlePem). */
 export function createSvidManager(o: {
   readonly config: SidecarConfig;
   readonly clock: Clock;
@@ -143,10 +143,11 @@ export function createSvidManager(o: {
 }): SvidManager {
   const c = o.config;
   let bootstrapRoots: Buffer[];
+  const from = c.ca.bundleFile ?? 'ca.bundlePem';
   try {
-    bootstrapRoots = readCertificates(readFileSync(c.ca.bundleFile), c.ca.bundleFile);
+    bootstrapRoots = readCertificates(c.ca.bundleFile !== undefined ? readFileSync(c.ca.bundleFile) : Buffer.from(c.ca.bundlePem ?? ''), from);
   } catch (e) {
-    throw new TollgateError('TG_CONFIG_INVALID', `cannot read the CA bundle ${c.ca.bundleFile}: ${(e as Error).message}; point ca.bundleFile at the CA's bundle.pem`, { cause: e });
+    throw new TollgateError('TG_CONFIG_INVALID', `cannot read the CA bundle ${from}: ${(e as Error).message}; point ca.bundleFile at the CA's bundle.pem`, { cause: e });
   }
   return new SvidManager({
     ca: { address: `${c.ca.address.host}:${c.ca.address.port}`, spiffeId: c.ca.spiffeId },

@@ -147,3 +147,14 @@ export async function validateKubeObject(obj: KubeObject): Promise<string[]> {
   if (!Model) return [`no schema for ${obj.apiVersion} ${obj.kind}`];
   return modelErrors(Model, obj);
 }
+
+/**
+ * Throw unless `obj` is valid under the model named like "v1/Pod" or "apps/v1/Deployment" (types,
+ * enums, required fields) and has no unknown field. apiVersion/kind are taken from the name.
+ */
+export async function validateStrict(model: string, obj: unknown): Promise<void> {
+  const parts = model.split('/');
+  const kind = parts.pop()!;
+  const errors = await validateKubeObject({ ...(obj as object), apiVersion: parts.join('/'), kind } as KubeObject);
+  if (errors.length > 0) throw new Error(`${kind} does not match the current schema:\n  ${errors.join('\n  ')}`);
+}

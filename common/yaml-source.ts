@@ -1,11 +1,11 @@
 // A YAML file being read as configuration, kept with its syntax tree so that every problem found later
 // (by the JSON schema or by a semantic check) can be reported with the file and line it is on:
 //   cannot read <what> <source> line <N>: <problem and what to do>
-// Shared by the policy parser and the sidecar config parser.
+// Shared by the policy parser, the sidecar config parser and the injector config parser.
 import { readFileSync } from 'node:fs';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type YAMLError } from 'yaml';
 import type { ErrorObject } from 'ajv';
-import { TollgateError } from '../common/errors.ts';
+import { TollgateError } from './errors.ts';
 
 export interface YamlSourceOptions {
   /** File path (or other label) shown in messages. */
@@ -41,10 +41,8 @@ export class YamlSource {
     this.#doc = parseDocument(text, { lineCounter: this.#lines, uniqueKeys: false, prettyErrors: true });
     const syntax = this.#doc.errors[0];
     if (syntax) {
-      // An error found only at the end of the input (e.g. an unclosed "[") is shown on the last non-blank line.
-      const at = text.slice(syntax.pos[0]).trim() === '' ? Math.max(0, text.trimEnd().length - 1) : syntax.pos[0];
-      const what = syntax.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      throw this.fail(this.#lines.linePos(at).line, `invalid YAML: ${what}`, { yamlCode: syntax.code });
+      const { line, problem } = describeYamlError(text, this.#lines, syntax);
+      throw this.fail(line, problem, { yamlCode: syntax.code });
     }
     this.#checkDuplicateKeys(this.#doc.contents);
   }
@@ -129,6 +127,14 @@ export class YamlSource {
   }
 }
 
+/** The line and words of a YAML syntax error: "invalid YAML: <what>". */
+export function describeYamlError(text: string, lines: LineCounter, error: YAMLError): { line: number; problem: string } {
+  // An error found only at the end of the input (e.g. an unclosed "[") is shown on the last non-blank line.
+  const at = text.slice(error.pos[0]).trim() === '' ? Math.max(0, text.trimEnd().length - 1) : error.pos[0];
+  const what = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  return { line: lines.linePos(at).line, problem: `invalid YAML: ${what}` };
+}
+
 /** The unknown key an ajv `additionalProperties` error names. */
 export function additionalProperty(e: ErrorObject): string {
   return String((e.params as { additionalProperty: string }).additionalProperty);
@@ -167,6 +173,64 @@ export function shown(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (value !== null && typeof value === 'object') return 'a mapping';
   return JSON.stringify(value) ?? String(value);
+}
+
+export interface SchemaMessageOptions {
+  /** How the whole document is named in messages: "the config". */
+  root: string;
+  /** The message when the document is not a mapping at all (an empty file, a list). */
+  notAMapping: string;
+  /** Extra words after an enum error, by path text: { 'tls.minVersion': '; ...' }. */
+  enumHints?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The operator's message for one ajv error of a configuration schema whose nodes carry a
+ * `description` (the noun phrase used for a missing or mistyped value).
+ */
+export function schemaMessage(e: ErrorObject, data: unknown, options: SchemaMessageOptions): string {
+  const steps = pointerSteps(e.instancePath);
+  const where = pathText(steps, data, options.root);
+  const s = e.parentSchema as { type?: string | string[]; description?: string; properties?: Record<string, { description?: string }>; minimum?: number; maximum?: number; enum?: unknown[] };
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return unknownKeyMessage(e, where);
+    case 'required': {
+      const missing = String((e.params as { missingProperty: string }).missingProperty);
+      return `${where} has no "${missing}"; add ${s.properties?.[missing]?.description ?? 'it'}`;
+    }
+    case 'type':
+    case 'minimum':
+    case 'maximum': {
+      const type = String(s.type);
+      if (steps.length === 0) return options.notAMapping;
+      if (type === 'integer') {
+        const quoted = typeof e.data === 'string' && /^\d+$/.test(e.data) ? '; write it without quotes' : '';
+        return `${where} must be an integer ${s.minimum}..${s.maximum}, got ${shown(e.data)}${quoted}`;
+      }
+      const words: Record<string, string> = { object: 'a mapping', array: 'a list', boolean: 'true or false', string: 'a string', 'string,number': 'a duration' };
+      const want = words[type] ?? type;
+      return `${where} must be ${want}${s.description && want !== s.description ? ` (${s.description})` : ''}, got ${shown(e.data)}`;
+    }
+    case 'enum':
+      return `${where} must be ${s.description ?? (s.enum ?? []).join(', ')}, got ${shown(e.data)}${options.enumHints?.[where] ?? ''}`;
+    case 'minLength':
+      return `${where} is empty; write ${s.description ?? 'a value'}`;
+    default:
+      return `${where} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+/**
+ * The TG_CONFIG_INVALID error for a failed schema check, about the error an operator should fix
+ * first: an unknown key (often a typo, it explains more than the errors it causes), otherwise the
+ * first error in the file.
+ */
+export function schemaFailure(yaml: YamlSource, errors: readonly ErrorObject[], data: unknown, options: SchemaMessageOptions): TollgateError {
+  const pool = errors.some((x) => x.keyword === 'additionalProperties') ? errors.filter((x) => x.keyword === 'additionalProperties') : errors;
+  if (pool.length === 0) return yaml.fail(1, `${options.root} does not match its schema`);
+  const e = pool.reduce((a, b) => (yaml.lineOfSchemaError(b) < yaml.lineOfSchemaError(a) ? b : a));
+  return yaml.fail(yaml.lineOfSchemaError(e), schemaMessage(e, data, options));
 }
 
 /** "/ports/8080/allow/1" → ["ports","8080","allow","1"] */
