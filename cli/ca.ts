@@ -20,7 +20,8 @@ export function registerCa(program: Command): void {
     .option('--force', 'replace an existing CA in DIR (every issued certificate stops being trusted)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
-Writes root.crt root.key intermediate.crt intermediate.key bundle.pem state.json (keys mode 0600).
+Writes records.json and authorities/<id>.crt + <id>.key (keys mode 0600), plus root.crt root.key
+intermediate.crt intermediate.key bundle.pem: views of the active authorities for openssl.
 Root: ECDSA P-256, 1 year, name-constrained to the trust domain. Intermediate: 30 days, pathLen 0.
 
 Examples:

@@ -88,10 +88,17 @@ test('bad input: exit codes and messages that say what to do', () => {
 test('a corrupt store file is named in the error', () => {
   const dir = `${T}/corrupt`;
   assert.equal(tollgate(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir]).code, 0);
-  writeFileSync(join(dir, 'intermediate.key'), 'not a key');
+  // intermediate.key is a view for openssl; Tollgate reads the authority's own key file.
+  const records = JSON.parse(readFileSync(join(dir, 'records.json'), 'utf8')) as { authorities: Array<{ id: string; kind: string; slot: string }> };
+  const int = records.authorities.find((a) => a.kind === 'intermediate' && a.slot === 'active')!;
+  writeFileSync(join(dir, 'authorities', `${int.id}.key`), 'not a key');
   const r = tollgate(['cert', 'issue', '--ca-dir', dir, '--spiffe-id', WEB, '--out', `${T}/c`]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /TG_STORE_CORRUPT: cannot read .*intermediate\.key/);
+  assert.match(r.stderr, new RegExp(`TG_STORE_CORRUPT: cannot read .*authorities/${int.id}\\.key`));
+  writeFileSync(join(dir, 'records.json'), '{"revision": 3, "format": 2');
+  const r2 = tollgate(['cert', 'issue', '--ca-dir', dir, '--spiffe-id', WEB, '--out', `${T}/c`]);
+  assert.equal(r2.code, 1);
+  assert.match(r2.stderr, /TG_STORE_CORRUPT: cannot read .*records\.json/);
 });
 
 test('every command has --help with examples', () => {
