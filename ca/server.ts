@@ -3,7 +3,8 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startAdminServer, type AdminServer } from '../common/admin-server.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/log.ts';
-import { kubernetesSpiffeId } from '../pki/spiffe-id.ts';
+import { caSpiffeId, isReservedId, parseSpiffeId } from '../pki/spiffe-id.ts';
+import { TollgateError } from '../common/errors.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import type { Attestor } from './attestation/attestor.ts';
 import { JoinTokenAttestor } from './attestation/join-token.ts';
@@ -25,7 +26,7 @@ export interface CaServerOptions {
   readonly port: number;
   readonly adminPort: number;
   readonly adminHost?: string;
-  /** The CA's own SPIFFE ID; default spiffe://<td>/ns/tollgate-system/sa/tollgate-ca. */
+  /** The CA's own SPIFFE ID, reserved (under /tollgate/); default spiffe://<td>/tollgate/ca. */
   readonly spiffeId?: string;
   readonly issuance?: Partial<IssuancePolicy>;
   readonly limits?: CaServiceOptions['limits'];
@@ -45,11 +46,14 @@ export interface RunningCa {
 }
 
 export function defaultCaSpiffeId(trustDomain: string): string {
-  return kubernetesSpiffeId(trustDomain, 'tollgate-system', 'tollgate-ca').id;
+  return caSpiffeId(trustDomain);
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<RunningCa> {
   const { clock, logger } = options;
+  if (options.spiffeId !== undefined && !isReservedId(parseSpiffeId(options.spiffeId))) {
+    throw new TollgateError('TG_USAGE', `--spiffe-id ${options.spiffeId} is not under /tollgate/: the CA's identity must be one no workload can be issued`);
+  }
   const store = new DirectoryStore({ dir: options.dir });
   const material = store.load();
   const td = material.trustDomain;

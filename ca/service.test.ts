@@ -14,7 +14,9 @@ import { AuditLog } from './audit.ts';
 import { createIntermediate, createRoot } from './authority.ts';
 import { SvidIssuer } from './issuer.ts';
 import { CaMetrics } from './metrics.ts';
-import { CaService } from './service.ts';
+import { CaService, type CaServiceOptions } from './service.ts';
+import type { Attestor } from './attestation/attestor.ts';
+import { parseSpiffeId } from '../pki/spiffe-id.ts';
 
 const clock = new ManualClock(Date.UTC(2026, 2, 1));
 const root = await createRoot({ trustDomain: 'example.org', clock });
@@ -29,7 +31,7 @@ function setup(limits: ConstructorParameters<typeof CaService>[0]['limits']) {
     clock,
     trust: { trustDomain: 'example.org', roots: () => [root.certificate], intermediates: () => [intermediate.certificate], bundleVersion: () => 1 },
   });
-  const service = new CaService({
+  const options: CaServiceOptions = {
     trustDomain: 'example.org',
     clock,
     issuer: new SvidIssuer({ intermediate, clock }),
@@ -38,9 +40,10 @@ function setup(limits: ConstructorParameters<typeof CaService>[0]['limits']) {
     metrics: new CaMetrics(registry),
     bundle: { trustDomain: 'example.org', version: 1, roots: [root.certificate], refreshHintSeconds: 300 },
     ...(limits ? { limits } : {}),
-  });
+  };
+  const service = new CaService(options);
   const token = (id = 'spiffe://example.org/ns/a/sa/b') => tokens.create({ spiffeId: id, ttlMs: 600_000 }).token;
-  return { service, lines, registry, token, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { service, options, lines, registry, token, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 const isCode = (code: string) => (e: unknown) => e instanceof TollgateError && e.code === code;
@@ -82,6 +85,18 @@ test('a join token is never used up by a request that is refused: rate limit or 
   await assert.rejects(s.service.issueSvid({ csr: Buffer.from('not a csr'), token, peerAddress: '10.0.0.1' }), isCode('TG_CSR_INVALID'));
   const ok = await s.service.issueSvid({ csr, token, peerAddress: '10.0.0.1' });
   assert.equal(ok.spiffeId, 'spiffe://example.org/ns/a/sa/b');
+  s.cleanup();
+});
+
+test('a reserved ID is refused whichever attestor names it: audited, counted, nothing issued', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } });
+  // An attestor that (wrongly) yields the CA's ID: the service's own check still refuses it.
+  const rogue: Attestor = { kind: 'k8s_token', accepts: (e) => e.token === 'rogue', attest: async () => ({ kind: 'k8s_token', spiffeId: parseSpiffeId('spiffe://example.org/tollgate/ca') }) };
+  const service = new CaService({ ...s.options, attestors: [rogue] });
+  await assert.rejects(service.issueSvid({ csr: createCsr(p256().key), token: 'rogue', peerAddress: '10.0.0.1' }), isCode('TG_RESERVED_ID'));
+  assert.equal(s.lines.at(-1)!.code, 'TG_RESERVED_ID');
+  assert.equal(s.lines.at(-1)!.event, 'svid_refused');
+  assert.match(await s.registry.metrics(), /tollgate_ca_refused_total\{code="TG_RESERVED_ID"\} 1/);
   s.cleanup();
 });
 

@@ -3,6 +3,7 @@
 import { hash } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
 import { parseCsr, MAX_CSR_BYTES, type VerifiedCsr } from '../pki/csr.ts';
+import { refuseReservedId } from '../pki/spiffe-id.ts';
 import { TollgateError, toTollgateError } from '../common/errors.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestation/attestor.ts';
 import type { AuditLog } from './audit.ts';
@@ -205,6 +206,7 @@ export class CaService {
       throw new TollgateError('TG_TOKEN_MISSING', 'no attestation: send a join token or a Kubernetes service-account token, or renew over mTLS with a valid SVID');
     }
     const a = await attestor.attest(tokenEvidence);
+    refuseReservedId(a.spiffeId, `${attestor.kind} attestation`);
     if (a.spiffeId.trustDomain !== this.#o.trustDomain) {
       throw new TollgateError('TG_SVID_UNTRUSTED', `attested identity ${a.spiffeId.id} is outside trust domain ${this.#o.trustDomain}`);
     }

@@ -52,7 +52,7 @@ Examples:
     .requiredOption('--dir <dir>', 'CA store directory (from `tollgate ca init`)')
     .option('--listen <addr>', 'gRPC address HOST:PORT', '0.0.0.0:8443')
     .option('--admin <addr>', 'admin address for /healthz /readyz /metrics', '127.0.0.1:15021')
-    .option('--spiffe-id <id>', "the CA's own SPIFFE ID (default spiffe://<td>/ns/tollgate-system/sa/tollgate-ca)")
+    .option('--spiffe-id <id>', "the CA's own SPIFFE ID, under /tollgate/ (default spiffe://<td>/tollgate/ca)")
     .option('--default-ttl <dur>', 'SVID lifetime when a client asks for none', '1h')
     .option('--max-ttl <dur>', 'longest SVID lifetime the CA grants', '24h')
     .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
@@ -127,12 +127,9 @@ Examples:
   $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web
   $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/vm/billing --ttl 1h --json`)
     .action(async (o: { dir: string; spiffeId: string; ttl: string; json?: boolean }) => {
-      const [{ DirectoryStore, StoreFiles }, { JoinTokenAttestor }] = await Promise.all([import('../ca/store.ts'), import('../ca/attestation/join-token.ts')]);
-      const store = new DirectoryStore({ dir: o.dir });
-      const { trustDomain } = store.readState();
+      const { createJoinToken } = await import('../ca/local-issue.ts');
       const ttlMs = parseDuration(o.ttl, '--ttl');
-      const att = new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock: systemClock, trustDomain });
-      const t = att.create({ spiffeId: o.spiffeId, ttlMs });
+      const t = createJoinToken({ dir: o.dir, spiffeId: o.spiffeId, ttlMs, clock: systemClock });
       if (o.json) printJson({ token: t.token, spiffe_id: o.spiffeId, expires_at: new Date(t.expiresAt).toISOString() });
       else process.stdout.write(`${t.token}\n# single use, for ${o.spiffeId}, expires in ${formatDuration(ttlMs)}\n`);
     });

@@ -9,6 +9,7 @@ const BAD_INPUT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'TG_TTL_INVALID',
   'TG_CONFIG_INVALID',
   'TG_CERT_INVALID',
+  'TG_RESERVED_ID',
 ]);
 
 export const EXIT_OK = 0;

@@ -117,7 +117,7 @@ test('the CA proves its own SPIFFE ID; a client expecting another ID refuses it'
   wrong.close();
   const s = run('openssl', ['s_client', '-connect', `127.0.0.1:${ca.grpcPort}`, '-alpn', 'h2', '-CAfile', join(ca.dir, 'root.crt'), '-showcerts'], { input: '' });
   assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
-  assert.match(run('openssl', ['x509', '-noout', '-ext', 'subjectAltName'], { input: s.stdout }).stdout, /URI:spiffe:\/\/example\.org\/ns\/tollgate-system\/sa\/tollgate-ca/);
+  assert.match(run('openssl', ['x509', '-noout', '-ext', 'subjectAltName'], { input: s.stdout }).stdout, /URI:spiffe:\/\/example\.org\/tollgate\/ca/);
 });
 
 test('admin endpoints: healthz, readyz, metrics', async () => {

@@ -85,6 +85,22 @@ test('bad input: exit codes and messages that say what to do', () => {
   assert.equal(tollgate(['cert', 'inspect', `${T}/does-not-exist.crt`]).code, 2);
 });
 
+test('reserved IDs: cert issue and token create refuse anything under /tollgate/ (exit 2), and audit it', () => {
+  const dir = `${T}/ca-reserved`;
+  assert.equal(tollgate(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir]).code, 0);
+  for (const id of ['spiffe://example.org/tollgate/ca', 'spiffe://example.org/tollgate/x']) {
+    const issue = tollgate(['cert', 'issue', '--ca-dir', dir, '--spiffe-id', id, '--out', `${T}/reserved`]);
+    assert.equal(issue.code, 2, issue.stderr);
+    assert.match(issue.stderr, /TG_RESERVED_ID: `cert issue` asks for .* reserved for Tollgate itself/);
+    const token = tollgate(['ca', 'token', 'create', '--dir', dir, '--spiffe-id', id]);
+    assert.equal(token.code, 2, token.stderr);
+    assert.match(token.stderr, /TG_RESERVED_ID/);
+  }
+  assert.equal(existsSync(`${T}/reserved.crt`), false);
+  const audit = readFileSync(`${dir}/audit.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(audit.map((l) => `${l.event} ${l.code}`), ['svid_refused TG_RESERVED_ID', 'join_token_refused TG_RESERVED_ID', 'svid_refused TG_RESERVED_ID', 'join_token_refused TG_RESERVED_ID']);
+});
+
 test('a corrupt store file is named in the error', () => {
   const dir = `${T}/corrupt`;
   assert.equal(tollgate(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir]).code, 0);

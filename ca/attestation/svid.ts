@@ -7,6 +7,7 @@
 import { hash } from 'node:crypto';
 import type { Clock } from '../../common/clock.ts';
 import { TollgateError } from '../../common/errors.ts';
+import { refuseReservedId } from '../../pki/spiffe-id.ts';
 import { verifySvidChain } from '../../pki/svid-validate.ts';
 import { ExpiringCache, type CacheStats } from '../expiring-cache.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
@@ -66,6 +67,9 @@ export class SvidAttestor implements Attestor {
       usage: 'client',
       trustDomain: this.#trust.trustDomain,
     });
+    // The CA's own serving SVID is issued by the CA to itself, never through an attestor: a reserved
+    // ID presented for renewal is refused, whoever holds it.
+    refuseReservedId(verified.spiffeId, 'a renewal with the current SVID');
     const attestation: Attestation = Object.freeze({
       kind: 'svid',
       spiffeId: verified.spiffeId,
