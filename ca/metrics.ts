@@ -1,5 +1,6 @@
 // CA metrics (PRODUCT.md §8). Names live here only; the registry is injected, labels stay low-cardinality.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ms, type AuthorityKind, type SlotName, type StoreRecords } from './slots.ts';
 
 export const CaMetricNames = {
   issued: 'tollgate_ca_issued_total',
@@ -13,7 +14,7 @@ export const CaMetricNames = {
 export class CaMetrics {
   readonly issued: Counter<'attestation'>;
   readonly refused: Counter<'code'>;
-  readonly authorityExpiry: Gauge<'slot'>;
+  readonly authorityExpiry: Gauge<'kind' | 'slot'>;
   readonly bundleVersion: Gauge;
   readonly issueSeconds: Histogram;
   readonly onCurrentBundle: Gauge;
@@ -22,7 +23,12 @@ export class CaMetrics {
     const registers = [registry];
     this.issued = new Counter({ name: CaMetricNames.issued, help: 'SVIDs issued, by attestation kind', labelNames: ['attestation'], registers });
     this.refused = new Counter({ name: CaMetricNames.refused, help: 'SVID requests refused, by error code', labelNames: ['code'], registers });
-    this.authorityExpiry = new Gauge({ name: CaMetricNames.authorityExpiry, help: 'notAfter of each signing authority (Unix seconds)', labelNames: ['slot'], registers });
+    this.authorityExpiry = new Gauge({
+      name: CaMetricNames.authorityExpiry,
+      help: 'notAfter (Unix seconds) of the authorities in each slot (the earliest when several share one); retired ones are not shown',
+      labelNames: ['kind', 'slot'],
+      registers,
+    });
     this.bundleVersion = new Gauge({ name: CaMetricNames.bundleVersion, help: 'version of the trust bundle this CA serves', registers });
     this.issueSeconds = new Histogram({
       name: CaMetricNames.issueSeconds,
@@ -35,5 +41,18 @@ export class CaMetrics {
       help: 'share of recently reporting clients that hold the current bundle version',
       registers,
     });
+  }
+
+  /** Expiry of every prepared, active and retiring authority, from the records. */
+  showAuthorities(records: StoreRecords): void {
+    const earliest = new Map<string, { kind: AuthorityKind; slot: SlotName; at: number }>();
+    for (const a of records.authorities) {
+      if (a.slot === 'retired') continue;
+      const k = `${a.kind}/${a.slot}`;
+      const at = ms(a.notAfter);
+      if (!earliest.has(k) || at < earliest.get(k)!.at) earliest.set(k, { kind: a.kind, slot: a.slot, at });
+    }
+    this.authorityExpiry.reset();
+    for (const e of earliest.values()) this.authorityExpiry.set({ kind: e.kind, slot: e.slot }, Math.floor(e.at / 1000));
   }
 }

@@ -1,7 +1,7 @@
 // When things are due, as pure functions of the records and the time: the next step of automatic
 // intermediate rotation, and how healthy the CA's trust is (for /readyz, metrics and the log).
 import { formatDuration } from '../common/duration.ts';
-import { ACTIVATE_AT, active, inProgress, INTERMEDIATE_LIFETIME_MS, lifePoint, ms, PREPARE_AT, prepared, WARNING_FRACTION, type StoreRecords } from './slots.ts';
+import { ACTIVATE_AT, active, inProgress, lifePoint, lifetimes, ms, PREPARE_AT, prepared, WARNING_FRACTION, type StoreRecords } from './slots.ts';
 
 export type AutoStep =
   | { readonly action: 'prepare' }
@@ -12,7 +12,6 @@ export type AutoStep =
 export interface AutoOptions {
   /** Longest leaf lifetime the CA grants: the old intermediate retires this long after activation. */
   readonly maxLeafTtlMs: number;
-  readonly intermediateLifetimeMs?: number;
 }
 
 /** A retiring authority may still have leaves until this time (leaves are also backdated). */
@@ -40,7 +39,7 @@ export function autoStep(r: StoreRecords, now: number, o: AutoOptions): AutoStep
   }
   const at = lifePoint(act.intermediate, PREPARE_AT);
   if (now < at) return { action: 'none', at, why: 'the active intermediate is in the first half of its life' };
-  const wouldEnd = Math.min(now + (o.intermediateLifetimeMs ?? INTERMEDIATE_LIFETIME_MS), ms(act.root.notAfter));
+  const wouldEnd = Math.min(now + lifetimes(r).intermediate, ms(act.root.notAfter));
   if (wouldEnd <= ms(act.intermediate.notAfter)) return { action: 'none', why: `the root ${act.root.id} ends before a new intermediate could outlive the active one; rotate the root` };
   return { action: 'prepare' };
 }

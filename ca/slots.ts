@@ -57,6 +57,8 @@ export interface StoreRecords {
   readonly authorities: readonly AuthorityRecord[];
   /** The rotation in progress, or the last one (phase `done`); null before any. */
   readonly rotation: RotationRecord | null;
+  /** Lifetimes (ms) of new authorities, set by `ca init`; the defaults of PRODUCT.md §3 when absent. */
+  readonly lifetimes?: { readonly root: number; readonly intermediate: number };
 }
 
 export interface Owner {
@@ -80,6 +82,10 @@ const iso = (t: number): string => new Date(t).toISOString();
 export function lifePoint(a: Pick<AuthorityRecord, 'notBefore' | 'notAfter'>, fraction: number): number {
   const nb = ms(a.notBefore);
   return nb + (ms(a.notAfter) - nb) * fraction;
+}
+
+export function lifetimes(r: StoreRecords): { root: number; intermediate: number } {
+  return { root: r.lifetimes?.root ?? ROOT_LIFETIME_MS, intermediate: r.lifetimes?.intermediate ?? INTERMEDIATE_LIFETIME_MS };
 }
 
 export function inProgress(r: StoreRecords): RotationRecord | undefined {
@@ -152,7 +158,7 @@ export function withBundleVersion(prev: StoreRecords | undefined, next: Omit<Sto
   return { ...next, bundleVersion } as StoreRecords;
 }
 
-function refuseIfInProgress(r: StoreRecords, kind: AuthorityKind): void {
+export function refuseIfInProgress(r: StoreRecords, kind: AuthorityKind): void {
   const running = inProgress(r);
   if (!running) return;
   const how = running.automatic

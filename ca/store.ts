@@ -16,7 +16,7 @@ import { certsToPem, parsePemBlocks, pemToCertDers, toPem } from '../pki/pem.ts'
 import { parseTrustDomain } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { authorityRecord, createIntermediate, createRoot, loadAuthority, type Authority } from './authority.ts';
-import { active, bundleOf, validateRecords, type StoreRecords } from './slots.ts';
+import { active, bundleOf, INTERMEDIATE_LIFETIME_MS, ROOT_LIFETIME_MS, validateRecords, type StoreRecords } from './slots.ts';
 
 export const StoreFiles = {
   records: 'records.json',
@@ -127,6 +127,9 @@ export class DirectoryStore implements AuthorityStore {
       bundleVersion: (previous?.records.bundleVersion ?? 0) + 1,
       authorities: [rootRec, intRec],
       rotation: null,
+      ...(o.rootLifetimeMs || o.intermediateLifetimeMs
+        ? { lifetimes: { root: o.rootLifetimeMs ?? ROOT_LIFETIME_MS, intermediate: o.intermediateLifetimeMs ?? INTERMEDIATE_LIFETIME_MS } }
+        : {}),
     };
     const revision = this.commitSync(previous?.revision ?? this.#revision(), records, [
       { id: rootRec.id, certificate: root.certificate, keyPkcs8: o.rootKeyOut ? undefined : root.keyPkcs8 },
@@ -205,8 +208,12 @@ export class DirectoryStore implements AuthorityStore {
           });
         }
         const revision = expectedRevision + 1;
+        const before = this.#referencedIds();
         writeFileAtomic(this.path(StoreFiles.records), `${JSON.stringify({ revision, ...records }, null, 2)}\n`, 0o644);
         this.#writeViews(records);
+        // Authorities the records no longer hold (pruned long after they expired) lose their files.
+        const kept = new Set(records.authorities.map((a) => a.id));
+        for (const id of before) if (!kept.has(id)) for (const ext of ['crt', 'key'] as const) rmSync(this.#authorityPath(id, ext), { force: true });
         return revision;
       }, this.#lock);
     } catch (e) {

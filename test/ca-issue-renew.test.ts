@@ -127,7 +127,7 @@ test('admin endpoints: healthz, readyz, metrics', async () => {
   assert.equal(ready.status, 200, ready.body);
   const m = await httpGet(`${base}/metrics`);
   assert.match(m.body, /tollgate_ca_issued_total\{attestation="join_token"\} \d+/);
-  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{slot="intermediate"\} \d+/);
-  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{slot="root"\} \d+/);
+  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{kind="intermediate",slot="active"\} \d+/);
+  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{kind="root",slot="active"\} \d+/);
   assert.doesNotMatch(m.body, /spiffe:\/\//, 'no SPIFFE ID as a label');
 });
