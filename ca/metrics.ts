@@ -9,7 +9,12 @@ export const CaMetricNames = {
   bundleVersion: 'tollgate_ca_bundle_version',
   issueSeconds: 'tollgate_ca_issue_seconds',
   reportedBundle: 'tollgate_ca_clients_on_current_bundle_ratio',
+  rotationPhase: 'tollgate_rotation_phase',
+  expiryWarning: 'tollgate_ca_expiry_warning',
 } as const;
+
+/** tollgate_rotation_phase{kind}: 0 no rotation in progress, 1 prepared, 2 activated (the old one retiring). */
+export const ROTATION_PHASE_VALUE = { none: 0, prepared: 1, activated: 2 } as const;
 
 export class CaMetrics {
   readonly issued: Counter<'attestation'>;
@@ -18,6 +23,8 @@ export class CaMetrics {
   readonly bundleVersion: Gauge;
   readonly issueSeconds: Histogram;
   readonly onCurrentBundle: Gauge;
+  readonly rotationPhase: Gauge<'kind'>;
+  readonly expiryWarning: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -41,6 +48,17 @@ export class CaMetrics {
       help: 'share of recently reporting clients that hold the current bundle version',
       registers,
     });
+    this.rotationPhase = new Gauge({
+      name: CaMetricNames.rotationPhase,
+      help: 'rotation in progress per kind: 0 none, 1 prepared (new authority published, not issuing), 2 activated (the old one retiring)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.expiryWarning = new Gauge({
+      name: CaMetricNames.expiryWarning,
+      help: 'trust health of this CA: 0 ok, 1 warning (an active authority is past half its life and nothing will rotate it), 2 degraded (inside the last third of its life), 3 expired',
+      registers,
+    });
   }
 
   /** Expiry of every prepared, active and retiring authority, from the records. */
@@ -54,5 +72,9 @@ export class CaMetrics {
     }
     this.authorityExpiry.reset();
     for (const e of earliest.values()) this.authorityExpiry.set({ kind: e.kind, slot: e.slot }, Math.floor(e.at / 1000));
+    const running = records.rotation && records.rotation.phase !== 'done' ? records.rotation : undefined;
+    for (const kind of ['root', 'intermediate'] as const) {
+      this.rotationPhase.set({ kind }, running?.kind === kind ? ROTATION_PHASE_VALUE[running.phase as 'prepared' | 'activated'] : ROTATION_PHASE_VALUE.none);
+    }
   }
 }

@@ -10,7 +10,11 @@ import type { Attestor } from './attestation/attestor.ts';
 import { JoinTokenAttestor } from './attestation/join-token.ts';
 import { SvidAttestor } from './attestation/svid.ts';
 import { AuditLog, type AuditSink } from './audit.ts';
+import { AutoRotator } from './auto-rotate.ts';
 import { StoreFollower } from './follower.ts';
+import type { Health } from './schedule.ts';
+import { active } from './slots.ts';
+import { ExpiryWatchdog } from './watchdog.ts';
 import { SvidIssuer, type IssuancePolicy } from './issuer.ts';
 import { CaMetrics } from './metrics.ts';
 import { CaServerIdentity } from './server-identity.ts';
@@ -34,6 +38,11 @@ export interface CaRuntimeOptions {
   /** How often the store's revision is polled (default 5 s); fs.watch reacts sooner unless `watch` is false. */
   readonly pollMs?: number | undefined;
   readonly watch?: boolean | undefined;
+  /**
+   * Rotate intermediates automatically (prepare at 1/2, activate at 2/3). Default: when the active
+   * root's key is in the store. true with an offline root is refused; false never rotates.
+   */
+  readonly autoRotate?: boolean | undefined;
 }
 
 export interface CaRuntime {
@@ -44,7 +53,11 @@ export interface CaRuntime {
   readonly metrics: CaMetrics;
   readonly follower: StoreFollower;
   readonly policy: IssuancePolicy;
+  /** Present when this process rotates intermediates automatically. */
+  readonly rotator: AutoRotator | undefined;
+  readonly watchdog: ExpiryWatchdog;
   snapshot(): CaSnapshot;
+  health(): Health;
   /** Resolves once no store check is in flight. */
   settled(): Promise<void>;
   stop(): void;
@@ -67,6 +80,10 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
   const load = () => loadSnapshot(store, { withRootKey: false, refreshHintSeconds });
   const initial = await load();
   const td = initial.trustDomain;
+  const rootKeyInStore = active(initial.records).root.keyInStore;
+  if (o.autoRotate === true && !rootKeyInStore) {
+    throw new TollgateError('TG_ROOT_KEY_MISSING', 'automatic rotation needs the root key in the store, and this store keeps it offline; rotate with `tollgate ca rotate intermediate --root-key FILE`');
+  }
   const metrics = new CaMetrics(o.registry);
   const issuer = new SvidIssuer({ intermediate: initial.intermediate, clock, ...(o.issuance ? { policy: o.issuance } : {}) });
   const policy = issuer.policy;
@@ -127,6 +144,16 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
   });
   follower.start();
   const f = follower;
+  const autoRotate = o.autoRotate ?? rootKeyInStore;
+  const rotator = autoRotate
+    ? new AutoRotator({ step: { store, clock }, follower: f, clock, logger, maxLeafTtlMs: policy.maxTtlSeconds * 1000 })
+    : undefined;
+  const watchdog = new ExpiryWatchdog({ follower: f, clock, logger, metrics, autoRotate });
+  rotator?.start();
+  watchdog.start();
+  logger.info(autoRotate ? 'intermediates rotate automatically' : 'automatic rotation is off: rotate intermediates with `tollgate ca rotate intermediate`', {
+    root_key_in_store: rootKeyInStore,
+  });
   return {
     trustDomain: td,
     store,
@@ -135,9 +162,17 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
     metrics,
     follower: f,
     policy,
+    rotator,
+    watchdog,
     snapshot: () => f.current,
-    settled: () => f.settled(),
+    health: () => watchdog.current(),
+    settled: async () => {
+      await rotator?.settled();
+      await f.settled();
+    },
     stop: () => {
+      rotator?.stop();
+      watchdog.stop();
       f.stop();
       identity.stop();
     },

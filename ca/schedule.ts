@@ -39,6 +39,7 @@ export function autoStep(r: StoreRecords, now: number, o: AutoOptions): AutoStep
   }
   const at = lifePoint(act.intermediate, PREPARE_AT);
   if (now < at) return { action: 'none', at, why: 'the active intermediate is in the first half of its life' };
+  if (!act.root.keyInStore) return { action: 'none', why: `the root ${act.root.id} keeps its key offline; run \`tollgate ca rotate intermediate --root-key FILE\`` };
   const wouldEnd = Math.min(now + lifetimes(r).intermediate, ms(act.root.notAfter));
   if (wouldEnd <= ms(act.intermediate.notAfter)) return { action: 'none', why: `the root ${act.root.id} ends before a new intermediate could outlive the active one; rotate the root` };
   return { action: 'prepare' };

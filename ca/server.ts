@@ -1,6 +1,7 @@
 // `tollgate ca serve`: the CA runtime (ca/runtime.ts) behind the gRPC API and the admin endpoints.
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { startAdminServer, type AdminServer } from '../common/admin-server.ts';
+import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
+import type { Health } from './schedule.ts';
 import { caSpiffeId } from '../pki/spiffe-id.ts';
 import { startCaGrpcServer, type CaGrpcServer } from './grpc-server.ts';
 import { startCaRuntime, type CaRuntime, type CaRuntimeOptions } from './runtime.ts';
@@ -25,6 +26,17 @@ export interface RunningCa {
   close(): Promise<void>;
 }
 
+/**
+ * /readyz: 503 only once the CA cannot issue (its active intermediate or root has expired). Inside
+ * a warning window it stays 200, saying "ready (degraded)" (or "(warning)") with what to do: a 503
+ * would pull every CA replica out of its Service at the same moment and turn a warning into the
+ * outage it warns about. Alert on tollgate_ca_expiry_warning or the x-tollgate-health header.
+ */
+export function caReadiness(h: Health, serving: string): Readiness {
+  if (h.state === 'expired') return { ready: false, detail: h.detail };
+  return { ready: true, state: h.state, detail: h.state === 'ok' ? `serving ${serving}; ${h.detail}` : h.detail };
+}
+
 export function defaultCaSpiffeId(trustDomain: string): string {
   return caSpiffeId(trustDomain);
 }
@@ -40,12 +52,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     port: options.adminPort,
     ...(options.adminHost ? { host: options.adminHost } : {}),
     registry,
-    readiness: () => {
-      const now = clock.now();
-      const inter = service.issuer.intermediate.parsed;
-      if (now >= inter.notAfter) return { ready: false, detail: 'the intermediate has expired; rotate it' };
-      return { ready: true, detail: `serving trust domain ${td}, bundle version ${service.bundle.version}` };
-    },
+    readiness: () => caReadiness(runtime.health(), `trust domain ${td}, bundle version ${service.bundle.version}`),
   });
   logger.info('CA serving', { trust_domain: td, grpc_port: grpcServer.port, admin_port: admin.port, spiffe_id: identity.spiffeId, bundle_version: service.bundle.version });
   return {

@@ -18,31 +18,50 @@ export function registerCa(program: Command): void {
     .requiredOption('--trust-domain <td>', 'trust domain, e.g. example.org (lower-case a-z 0-9 . - _)')
     .requiredOption('--dir <dir>', 'directory for the CA store (created with mode 0700)')
     .option('--force', 'replace an existing CA in DIR (every issued certificate stops being trusted)')
+    .option('--offline-root', 'keep the root key out of the store (write it to --root-key-out); intermediates are then rotated with `ca rotate intermediate --root-key FILE`')
+    .option('--root-key-out <file>', 'with --offline-root: where to write the root key (mode 0600); keep it offline')
+    .option('--root-lifetime <dur>', 'lifetime of the root, and of roots made by `ca rotate root`', '365d')
+    .option('--intermediate-lifetime <dur>', 'lifetime of intermediates (never past the root), also for rotated ones', '30d')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Writes records.json and authorities/<id>.crt + <id>.key (keys mode 0600), plus root.crt root.key
 intermediate.crt intermediate.key bundle.pem: views of the active authorities for openssl.
 Root: ECDSA P-256, 1 year, name-constrained to the trust domain. Intermediate: 30 days, pathLen 0.
 
+With the root key in the store (the default), \`ca serve\` rotates intermediates by itself.
+
 Examples:
   $ tollgate ca init --trust-domain example.org --dir ./ca
+  $ tollgate ca init --trust-domain example.org --dir ./ca --offline-root --root-key-out /media/usb/root.key
   $ tollgate ca init --trust-domain example.org --dir ./ca --force`)
-    .action(async (o: { trustDomain: string; dir: string; force?: boolean; json?: boolean }) => {
+    .action(async (o: { trustDomain: string; dir: string; force?: boolean; json?: boolean; offlineRoot?: boolean; rootKeyOut?: string; rootLifetime: string; intermediateLifetime: string }) => {
+      if (!!o.offlineRoot !== !!o.rootKeyOut) throw new TollgateError('TG_USAGE', '--offline-root and --root-key-out FILE go together');
       const { DirectoryStore, StoreFiles } = await import('../ca/store.ts');
       const store = new DirectoryStore({ dir: o.dir });
-      const m = await store.init({ trustDomain: o.trustDomain, clock: systemClock, force: !!o.force });
+      const m = await store.init({
+        trustDomain: o.trustDomain,
+        clock: systemClock,
+        force: !!o.force,
+        rootKeyOut: o.rootKeyOut,
+        rootLifetimeMs: parseDuration(o.rootLifetime, '--root-lifetime'),
+        intermediateLifetimeMs: parseDuration(o.intermediateLifetime, '--intermediate-lifetime'),
+      });
       const out = {
         trust_domain: m.trustDomain,
         dir: o.dir,
         root_not_after: new Date(m.root!.parsed.notAfter).toISOString(),
         intermediate_not_after: new Date(m.intermediate.parsed.notAfter).toISOString(),
         bundle_version: m.bundleVersion,
-        files: [StoreFiles.rootCert, StoreFiles.rootKey, StoreFiles.intermediateCert, StoreFiles.intermediateKey, StoreFiles.bundle].map((f) => join(o.dir, f)),
+        root_key: o.rootKeyOut ?? join(o.dir, StoreFiles.rootKey),
+        automatic_rotation: !o.rootKeyOut,
+        files: [StoreFiles.records, StoreFiles.rootCert, ...(o.rootKeyOut ? [] : [StoreFiles.rootKey]), StoreFiles.intermediateCert, StoreFiles.intermediateKey, StoreFiles.bundle].map((f) => join(o.dir, f)),
       };
       if (o.json) printJson(out);
       else {
         process.stdout.write(`created CA for trust domain ${out.trust_domain} in ${o.dir}\n`);
         process.stdout.write(`  root          valid until ${out.root_not_after}\n  intermediate  valid until ${out.intermediate_not_after}\n`);
+        if (o.rootKeyOut) process.stdout.write(`  root key      written to ${o.rootKeyOut} (not in the store): keep it offline; rotate intermediates with \`tollgate ca rotate intermediate --dir ${o.dir} --root-key ${o.rootKeyOut}\`\n`);
+        else process.stdout.write('  intermediates rotate automatically in `ca serve` (prepared at 1/2 of their life, active at 2/3)\n');
         process.stdout.write(`next: tollgate ca serve --dir ${o.dir}   or   tollgate cert issue --ca-dir ${o.dir} --spiffe-id spiffe://${out.trust_domain}/ns/NS/sa/SA --out PREFIX\n`);
       }
     });
@@ -63,6 +82,8 @@ Examples:
     .option('--k8s-api-server <url>', 'verify service-account tokens with the TokenReview API of this server')
     .option('--k8s-ca-file <file>', 'CA bundle of the API server', '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt')
     .option('--k8s-token-file <file>', "the CA's own token for TokenReview", '/var/run/secrets/kubernetes.io/serviceaccount/token')
+    .option('--no-auto-rotate', 'never rotate intermediates automatically (default: rotate when the root key is in the store)')
+    .option('--store-poll <dur>', 'how often to re-read the store revision (changes are also watched)', '5s')
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
 renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
@@ -71,7 +92,7 @@ Examples:
   $ tollgate ca serve --dir ./ca
   $ tollgate ca serve --dir ./ca --listen 127.0.0.1:8443 --audit-log ./ca/audit.log
   $ tollgate ca serve --dir /var/lib/tollgate --k8s-api-server https://kubernetes.default.svc`)
-    .action(async (o: Record<string, string | undefined> & { dir: string }) => {
+    .action(async (o: Record<string, string | undefined> & { dir: string; autoRotate?: boolean }) => {
       const logger = createLogger({ base: { component: 'ca' } });
       const listen = parseListen(o.listen!, '0.0.0.0', '--listen');
       const admin = parseListen(o.admin!, '127.0.0.1', '--admin');
@@ -101,6 +122,9 @@ Examples:
           perIdentity: { perSecond: perIdentityMin / 60, burst: Math.max(1, Math.ceil(perIdentityMin / 3)) },
         },
         attestors,
+        // Commander's --no-auto-rotate: true unless given; true means "when the root key is in the store".
+        ...(o.autoRotate === false ? { autoRotate: false } : {}),
+        pollMs: parseDuration(o.storePoll!, '--store-poll'),
       });
       // The line a supervisor (or test) waits for: where we listen.
       process.stdout.write(`${JSON.stringify({ ready: true, grpc_port: ca.grpc.port, admin_port: ca.admin.port, trust_domain: ca.trustDomain, spiffe_id: ca.identity.spiffeId })}\n`);

@@ -8,6 +8,8 @@ export interface Readiness {
   ready: boolean;
   /** Why not ready, or what is checked, for humans. */
   detail: string;
+  /** Ready but with something an operator must act on: shown as "ready (warning): ..." and in the x-tollgate-health header. */
+  state?: 'ok' | 'warning' | 'degraded';
 }
 
 export interface AdminServerOptions {
@@ -34,7 +36,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (url === '/readyz') {
       const r = options.readiness();
-      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.ready ? 'ready' : 'not ready'}: ${r.detail}\n`);
+      const state = r.ready ? (r.state ?? 'ok') : 'not-ready';
+      const label = !r.ready ? 'not ready' : state === 'ok' ? 'ready' : `ready (${state})`;
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain', 'x-tollgate-health': state }).end(`${label}: ${r.detail}\n`);
     } else if (url === '/metrics') {
       options.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(text),
