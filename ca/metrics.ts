@@ -25,6 +25,8 @@ export class CaMetrics {
   readonly onCurrentBundle: Gauge;
   readonly rotationPhase: Gauge<'kind'>;
   readonly expiryWarning: Gauge;
+  /** Where tollgate_ca_clients_on_current_bundle_ratio is read from at each scrape. */
+  ratio: (() => number) | undefined;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -45,8 +47,11 @@ export class CaMetrics {
     });
     this.onCurrentBundle = new Gauge({
       name: CaMetricNames.reportedBundle,
-      help: 'share of recently reporting clients that hold the current bundle version',
+      help: 'share of live, not stale, authenticated clients that hold the current bundle version (1 when none)',
       registers,
+      collect: () => {
+        if (this.ratio) this.onCurrentBundle.set(this.ratio());
+      },
     });
     this.rotationPhase = new Gauge({
       name: CaMetricNames.rotationPhase,

@@ -11,6 +11,8 @@ import { JoinTokenAttestor } from './attestation/join-token.ts';
 import { SvidAttestor } from './attestation/svid.ts';
 import { AuditLog, type AuditSink } from './audit.ts';
 import { AutoRotator } from './auto-rotate.ts';
+import { Convergence } from './convergence.ts';
+import { caStatus, type CaStatus } from './status.ts';
 import { StoreFollower } from './follower.ts';
 import type { Health } from './schedule.ts';
 import { active } from './slots.ts';
@@ -43,6 +45,8 @@ export interface CaRuntimeOptions {
    * root's key is in the store. true with an offline root is refused; false never rotates.
    */
   readonly autoRotate?: boolean | undefined;
+  /** A client not seen for this long is stale for convergence (default: half the longest leaf lifetime). */
+  readonly staleAfterMs?: number | undefined;
 }
 
 export interface CaRuntime {
@@ -58,6 +62,8 @@ export interface CaRuntime {
   readonly watchdog: ExpiryWatchdog;
   snapshot(): CaSnapshot;
   health(): Health;
+  /** What GET /status shows. */
+  status(): CaStatus;
   /** Resolves once no store check is in flight. */
   settled(): Promise<void>;
   stop(): void;
@@ -113,6 +119,8 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
     metrics,
     bundle: initial.bundle,
     ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.staleAfterMs ? { convergence: new Convergence({ clock, staleAfterMs: o.staleAfterMs }) } : {}),
+    authorityOf: (serial) => current().idBySerial.get(serial),
   });
   const svc = service;
   const identity = new CaServerIdentity({ spiffeId: o.spiffeId ?? caSpiffeId(td), issuer, roots: initial.bundle.roots, clock, logger });
@@ -166,6 +174,13 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
     watchdog,
     snapshot: () => f.current,
     health: () => watchdog.current(),
+    status: () => {
+      const s = f.current;
+      return caStatus({
+        records: s.records, revision: s.revision, now: clock.now(), health: watchdog.current(), autoRotate: rotator !== undefined && active(s.records).root.keyInStore,
+        next: rotator?.next(), convergence: svc.convergenceCounts(), maxLeafTtlSeconds: policy.maxTtlSeconds,
+      });
+    },
     settled: async () => {
       await rotator?.settled();
       await f.settled();

@@ -42,7 +42,7 @@ export function defaultCaSpiffeId(trustDomain: string): string {
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<RunningCa> {
-  const { clock, logger } = options;
+  const { logger } = options;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const runtime = await startCaRuntime({ ...options, registry });
@@ -53,6 +53,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     ...(options.adminHost ? { host: options.adminHost } : {}),
     registry,
     readiness: () => caReadiness(runtime.health(), `trust domain ${td}, bundle version ${service.bundle.version}`),
+    json: { '/status': () => runtime.status() },
   });
   logger.info('CA serving', { trust_domain: td, grpc_port: grpcServer.port, admin_port: admin.port, spiffe_id: identity.spiffeId, bundle_version: service.bundle.version });
   return {

@@ -100,18 +100,42 @@ test('a reserved ID is refused whichever attestor names it: audited, counted, no
   s.cleanup();
 });
 
-test('bundle watchers get the current bundle at once and every change; convergence counts reports', () => {
+test('bundle watchers get the current bundle at once and every change', () => {
   const s = setup(undefined);
   const seen: number[] = [];
   const stop = s.service.watchBundle((b) => seen.push(b.version));
-  s.service.report('a', { bundleVersion: 1, serial: 'aa' });
-  s.service.report('b', { bundleVersion: 1, serial: 'bb' });
   s.service.setBundle({ ...s.service.bundle, version: 2 });
-  s.service.report('a', { bundleVersion: 2, serial: 'cc' });
   stop();
   s.service.setBundle({ ...s.service.bundle, version: 3 });
   assert.deepEqual(seen, [1, 2]);
-  s.service.setBundle({ ...s.service.bundle, version: 2 });
-  assert.deepEqual(s.service.convergence(), { total: 2, current: 1 });
   s.cleanup();
 });
+
+test('convergence counts authenticated reports only; a renewal replaces the certificate it renewed', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } });
+  const csr = createCsr(p256().key);
+  const a = await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1', report: { bundleVersion: 1, serial: '' } });
+  const b = await s.service.issueSvid({ csr, token: s.token('spiffe://example.org/ns/a/sa/c'), peerAddress: '10.0.0.2' });
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 2, onCurrentBundle: 1, stale: 0 });
+  // Anonymous reports (no certificate, or one that does not verify) change nothing.
+  assert.equal(await s.service.reportBundle({ chain: [], address: '10.0.0.3' }, { bundleVersion: 1, serial: 'ff' }), false);
+  assert.equal(await s.service.reportBundle({ chain: [Buffer.from('junk')], address: '10.0.0.3' }, { bundleVersion: 1, serial: 'ff' }), false);
+  assert.equal(s.service.convergenceCounts().clients, 2);
+  assert.equal(await s.service.reportBundle({ chain: [...b.certChain], address: '10.0.0.2' }, { bundleVersion: 1, serial: b.serial }), true);
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 2, onCurrentBundle: 2, stale: 0 });
+  s.service.setBundle({ ...s.service.bundle, version: 2 });
+  assert.equal(s.service.convergenceCounts().ratio, 0);
+  // a renews holding version 2: its old certificate is replaced, not counted twice.
+  const a2 = await s.service.issueSvid({ csr, peerChain: [...a.certChain], peerAddress: '10.0.0.1', report: { bundleVersion: 2, serial: a.serial } });
+  const c = s.service.convergenceCounts();
+  assert.deepEqual(pick(c), { clients: 2, onCurrentBundle: 1, stale: 0 });
+  assert.equal(c.ratio, 0.5);
+  assert.match(await s.registry.metrics(), /tollgate_ca_clients_on_current_bundle_ratio 0.5/);
+  // Not seen for half the longest lifetime (12 h): stale, and not waited for.
+  clock.advance(12 * 3600_000 + 1000);
+  await s.service.reportBundle({ chain: [...a2.certChain], address: '10.0.0.1' }, { bundleVersion: 2, serial: a2.serial });
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 0, onCurrentBundle: 0, stale: 0 }, 'a2 (1 h) and b (1 h) have expired by now');
+  s.cleanup();
+});
+
+const pick = (c: { clients: number; onCurrentBundle: number; stale: number }) => ({ clients: c.clients, onCurrentBundle: c.onCurrentBundle, stale: c.stale });

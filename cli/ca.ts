@@ -84,6 +84,7 @@ Examples:
     .option('--k8s-token-file <file>', "the CA's own token for TokenReview", '/var/run/secrets/kubernetes.io/serviceaccount/token')
     .option('--no-auto-rotate', 'never rotate intermediates automatically (default: rotate when the root key is in the store)')
     .option('--store-poll <dur>', 'how often to re-read the store revision (changes are also watched)', '5s')
+    .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: half of --max-ttl)')
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
 renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
@@ -125,6 +126,7 @@ Examples:
         // Commander's --no-auto-rotate: true unless given; true means "when the root key is in the store".
         ...(o.autoRotate === false ? { autoRotate: false } : {}),
         pollMs: parseDuration(o.storePoll!, '--store-poll'),
+        ...(o.staleAfter ? { staleAfterMs: parseDuration(o.staleAfter, '--stale-after') } : {}),
       });
       // The line a supervisor (or test) waits for: where we listen.
       process.stdout.write(`${JSON.stringify({ ready: true, grpc_port: ca.grpc.port, admin_port: ca.admin.port, trust_domain: ca.trustDomain, spiffe_id: ca.identity.spiffeId })}\n`);

@@ -17,6 +17,8 @@ export interface AdminServerOptions {
   port: number;
   registry: Registry;
   readiness: () => Readiness;
+  /** More GET endpoints answering JSON, e.g. the CA's /status. */
+  json?: Readonly<Record<string, () => unknown>>;
 }
 
 export interface AdminServer {
@@ -44,8 +46,15 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         (text) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(text),
         (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e.message}\n`),
       );
+    } else if (url && options.json && Object.hasOwn(options.json, url)) {
+      try {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(options.json[url]!(), null, 2)}\n`);
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`${url} failed: ${(e as Error).message}\n`);
+      }
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz, /readyz or /metrics\n');
+      const more = Object.keys(options.json ?? {}).join(', ');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /healthz, /readyz or /metrics${more ? `, ${more}` : ''}\n`);
     }
   });
   server.keepAliveTimeout = 5000;
