@@ -40,6 +40,7 @@ const STATUS: Record<ErrorCode, grpc.status> = {
   TG_ROTATION_STATE: grpc.status.FAILED_PRECONDITION,
   TG_ROOT_KEY_MISSING: grpc.status.FAILED_PRECONDITION,
   TG_TIMEOUT: grpc.status.DEADLINE_EXCEEDED,
+  TG_INTERRUPTED: grpc.status.CANCELLED,
   TG_INTERNAL: grpc.status.INTERNAL,
 };
 

@@ -14,9 +14,13 @@ export interface AutoOptions {
   readonly maxLeafTtlMs: number;
 }
 
-/** A retiring authority may still have leaves until this time (leaves are also backdated). */
+/**
+ * A retiring authority may have leaves until this time: the longest leaf issued just before its
+ * successor was activated, plus a margin for clocks of CA processes that disagree a little
+ * (a tenth of the lifetime, at most a minute).
+ */
 export function leavesGoneAt(activatedAt: number, maxLeafTtlMs: number): number {
-  return activatedAt + maxLeafTtlMs + 60_000;
+  return activatedAt + maxLeafTtlMs + Math.min(60_000, maxLeafTtlMs / 10);
 }
 
 /**

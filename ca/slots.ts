@@ -240,6 +240,13 @@ export function retire(r: StoreRecords, o: { now: number; owner: Owner }): Store
   return update(r, changes, { rotation: { ...rot, phase: 'done', updatedAt: t, owner: o.owner } });
 }
 
+/** The rotation in progress, now driven by `owner` (a `--resume`): recorded so a third process sees it. */
+export function claimRotation(r: StoreRecords, o: { now: number; owner: Owner }): StoreRecords {
+  const rot = inProgress(r);
+  if (!rot) throw new TollgateError('TG_ROTATION_STATE', 'no rotation is in progress');
+  return { ...r, rotation: { ...rot, owner: o.owner, updatedAt: iso(o.now) } };
+}
+
 /** Retired authorities expired more than `keepMs` ago carry nothing worth keeping. */
 export function pruneRetired(r: StoreRecords, now: number, keepMs: number): { records: StoreRecords; removed: string[] } {
   const referenced = new Set([...(r.rotation?.old ?? []), ...(r.rotation?.new ?? [])]);

@@ -2,7 +2,10 @@
 // expiry"): every authority with its slot and time left, the rotation record, what automatic
 // rotation does next, and fleet convergence when a running CA is asked. JSON field names are stable
 // snake_case; formatStatus() is the human form.
+import { request } from 'node:http';
+import { parseHostPort } from '../common/address.ts';
 import { formatDuration } from '../common/duration.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { ConvergenceCounts } from './convergence.ts';
 import type { AutoStep, Health } from './schedule.ts';
 import { bundleOf, lifePoint, ms, WARNING_FRACTION, type AuthorityRecord, type RotationRecord, type StoreRecords } from './slots.ts';
@@ -150,4 +153,29 @@ export function formatStatus(s: CaStatus): string {
     lines.push('sidecars: unknown (pass --ca-admin HOST:PORT of a running CA to see convergence)');
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** GET /status from a running CA's admin address (HOST:PORT). */
+export function fetchCaStatus(address: string, timeoutMs = 5000): Promise<CaStatus> {
+  const hp = parseHostPort(address, { allowPortZero: false });
+  if ('problem' in hp) return Promise.reject(new TollgateError('TG_USAGE', `--ca-admin ${JSON.stringify(address)}: ${hp.problem}`));
+  return new Promise((resolve, reject) => {
+    const fail = (why: string) => reject(new TollgateError('TG_UNAVAILABLE', `cannot read the CA status from http://${address}/status: ${why}; is \`tollgate ca serve\` running with --admin ${address}?`));
+    const req = request({ host: hp.host, port: hp.port, path: '/status', timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d.length + body.length > 4 << 20 ? '' : d));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
+        try {
+          resolve(JSON.parse(body) as CaStatus);
+        } catch (e) {
+          fail(`not JSON (${(e as Error).message})`);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', (e) => fail(e.message));
+    req.end();
+  });
 }

@@ -8,6 +8,7 @@ import { systemClock } from '../common/clock.ts';
 import { formatDuration, parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
+import { registerCaRotate } from './ca-rotate.ts';
 import { parseListen, parsePositiveInt, printJson } from './options.ts';
 
 export function registerCa(program: Command): void {
@@ -137,6 +138,8 @@ Examples:
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+
+  registerCaRotate(ca);
 
   const token = ca.command('token').description('join tokens for workloads outside Kubernetes');
   token

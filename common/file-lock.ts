@@ -22,7 +22,8 @@ function sleepSync(ms: number): void {
   Atomics.wait(sleeper, 0, 0, ms);
 }
 
-function alive(pid: number): boolean {
+/** Is process `pid` on this host alive (EPERM: alive, owned by someone else)? */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -41,7 +42,7 @@ function isStale(path: string, staleMs: number, now: number): boolean {
     return false; // gone already: the next attempt will get it
   }
   const [pid, host] = text.split(' ');
-  if (host === hostname() && Number(pid) > 0 && !alive(Number(pid))) return true;
+  if (host === hostname() && Number(pid) > 0 && !processAlive(Number(pid))) return true;
   return now - mtime > staleMs;
 }
 
