@@ -121,3 +121,27 @@ test('fs.watch brings a new revision in without waiting for the poll', async () 
   }
   assert.equal(s.rt.service.bundle.version, 2, 'applied with the ManualClock never advanced');
 });
+
+test('/readyz: 200 "ready (degraded)" with what to do inside a warning window, 503 only once expired', async () => {
+  const { caReadiness } = await import('./server.ts');
+  const { startAdminServer } = await import('../common/admin-server.ts');
+  let h: Parameters<typeof caReadiness>[0] = { state: 'degraded', detail: 'the active intermediate int-1 expires in 9d; run `tollgate ca rotate intermediate --root-key FILE`' };
+  const admin = await startAdminServer({ port: 0, registry: new Registry(), readiness: () => caReadiness(h, 'x'), json: { '/status': () => ({ ok: 1 }) } });
+  try {
+    let r = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-tollgate-health'), 'degraded');
+    assert.match(await r.text(), /^ready \(degraded\): the active intermediate int-1 expires in 9d; run `tollgate ca rotate intermediate --root-key FILE`/);
+    h = { state: 'expired', detail: 'the active intermediate int-1 expired' };
+    r = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
+    assert.equal(r.status, 503);
+    assert.match(await r.text(), /^not ready: the active intermediate int-1 expired/);
+    h = { state: 'ok', detail: 'fine' };
+    r = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
+    assert.equal(r.headers.get('x-tollgate-health'), 'ok');
+    assert.match(await r.text(), /^ready: serving x; fine/);
+    assert.deepEqual(await (await fetch(`http://127.0.0.1:${admin.port}/status`)).json(), { ok: 1 });
+  } finally {
+    await admin.close();
+  }
+});

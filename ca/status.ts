@@ -7,8 +7,9 @@ import { parseHostPort } from '../common/address.ts';
 import { formatDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { ConvergenceCounts } from './convergence.ts';
-import type { AutoStep, Health } from './schedule.ts';
-import { bundleOf, lifePoint, ms, WARNING_FRACTION, type AuthorityRecord, type RotationRecord, type StoreRecords } from './slots.ts';
+import { autoStep, health, type AutoStep, type Health } from './schedule.ts';
+import type { DirectoryStore } from './store.ts';
+import { active, bundleOf, lifePoint, ms, WARNING_FRACTION, type AuthorityRecord, type RotationRecord, type StoreRecords } from './slots.ts';
 
 export interface AuthorityStatus {
   id: string;
@@ -178,4 +179,22 @@ export function fetchCaStatus(address: string, timeoutMs = 5000): Promise<CaStat
     req.on('error', (e) => fail(e.message));
     req.end();
   });
+}
+
+/**
+ * The status as read from the store alone (`ca status --dir`): no convergence, and automatic
+ * rotation assumed on when the root key is in the store (what `ca serve` does by default).
+ */
+export function statusFromStore(store: DirectoryStore, now: number): CaStatus {
+  const { revision, records } = store.readSync();
+  const autoRotate = active(records).root.keyInStore;
+  return caStatus({
+    records, revision, now, autoRotate, health: health(records, now, { autoRotate }),
+    next: autoRotate ? autoStep(records, now, { maxLeafTtlMs: 24 * 3600 * 1000 }) : undefined,
+  });
+}
+
+/** Inside a warning window or expired: `ca status` exits 1, as `cert expiry` does. */
+export function needsAction(s: CaStatus): boolean {
+  return s.health.state === 'degraded' || s.health.state === 'expired';
 }

@@ -9,6 +9,7 @@ import { formatDuration, parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
 import { registerCaRotate } from './ca-rotate.ts';
+import { EXIT_FAILURE } from './exit.ts';
 import { parseListen, parsePositiveInt, printJson } from './options.ts';
 
 export function registerCa(program: Command): void {
@@ -140,6 +141,38 @@ Examples:
     });
 
   registerCaRotate(ca);
+
+  ca.command('status')
+    .description('every authority (slot, serial, not-after, time left), the rotation in progress, and sidecar convergence')
+    .option('--dir <dir>', 'CA store directory (read directly)')
+    .option('--ca-admin <addr>', 'admin address HOST:PORT of a running `ca serve`: adds sidecar convergence')
+    .option('--json', 'print the status as JSON (the same document as GET /status on the admin port)')
+    .addHelpText('after', `
+Exit 0, or 1 when an active authority is inside its warning window (the last third of its life) or
+expired, so it can run from cron; 2 on bad usage.
+
+Examples:
+  $ tollgate ca status --dir ./ca
+  $ tollgate ca status --ca-admin 127.0.0.1:15021 --json
+  $ tollgate ca status --dir ./ca --ca-admin 127.0.0.1:15021`)
+    .action(async (o: { dir?: string; caAdmin?: string; json?: boolean }) => {
+      if (!o.dir && !o.caAdmin) throw new TollgateError('TG_USAGE', 'say where the CA is: --dir DIR (its store) and/or --ca-admin HOST:PORT (a running `ca serve`)');
+      const { fetchCaStatus, formatStatus, needsAction, statusFromStore } = await import('../ca/status.ts');
+      let status;
+      try {
+        status = o.caAdmin ? await fetchCaStatus(o.caAdmin) : undefined;
+      } catch (e) {
+        if (!o.dir) throw e;
+        process.stderr.write(`tollgate: ${(e as Error).message}; showing the store alone\n`);
+      }
+      if (!status) {
+        const { DirectoryStore } = await import('../ca/store.ts');
+        status = statusFromStore(new DirectoryStore({ dir: o.dir! }), systemClock.now());
+      }
+      if (o.json) printJson(status);
+      else process.stdout.write(formatStatus(status));
+      if (needsAction(status)) process.exitCode = EXIT_FAILURE;
+    });
 
   const token = ca.command('token').description('join tokens for workloads outside Kubernetes');
   token
