@@ -118,7 +118,7 @@ test('a corrupt store file is named in the error', () => {
 });
 
 test('every command has --help with examples', () => {
-  for (const cmd of [[], ['ca', 'init'], ['ca', 'serve'], ['ca', 'token', 'create'], ['cert', 'issue'], ['cert', 'inspect']]) {
+  for (const cmd of [[], ['ca', 'init'], ['ca', 'serve'], ['ca', 'token', 'create'], ['ca', 'rotate'], ['ca', 'status'], ['cert', 'issue'], ['cert', 'inspect'], ['cert', 'expiry']]) {
     const r = tollgate([...cmd, '--help']);
     assert.equal(r.code, 0, cmd.join(' '));
     assert.match(r.stdout, /Examples:/, cmd.join(' '));
