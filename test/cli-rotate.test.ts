@@ -5,6 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connectCa } from '../pki/ca-connect.ts';
 import { pemToCertDers } from '../pki/pem.ts';
 import { initCa, startCa } from './helpers/ca-fixture.ts';
 import { httpGet, run, spawnTollgate, tempDir, tollgate } from './helpers/procs.ts';
@@ -102,6 +103,17 @@ test('root: Ctrl-C keeps the phase, a second rotation is refused, --resume finis
     assert.equal(st.bundle_version, 4);
     assert.deepEqual(st.bundle_roots, [rec.authorities.find((a) => a.kind === 'root' && a.slot === 'active')!.id]);
     assert.equal(tollgate(['ca', 'rotate', 'root', '--dir', dir, '--resume']).code, 1, 'nothing left to resume');
+    // The CA now proves its identity with a chain to the new root alone, over real gRPC.
+    const newRoots = pemToCertDers(readFileSync(join(dir, 'bundle.pem'), 'utf8'));
+    const client = connectCa({ address: `127.0.0.1:${ca.grpcPort}`, roots: newRoots, serverId: ca.serverId, deadlineMs: 10_000 });
+    try {
+      const b = await client.getBundle();
+      assert.equal(b.version, 4);
+      assert.equal(b.roots.length, 1);
+      assert.equal(b.endorsements.length, 1, 'the new root\'s cross-signature travels with the bundle');
+    } finally {
+      client.close();
+    }
   } finally {
     await ca.stop();
   }
