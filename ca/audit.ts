@@ -2,7 +2,7 @@
 import type { Clock } from '../common/clock.ts';
 
 export interface AuditRecord {
-  readonly event: 'svid_issued' | 'svid_refused';
+  readonly event: 'svid_issued' | 'svid_refused' | 'join_token_created' | 'join_token_refused';
   readonly spiffe_id?: string | undefined;
   readonly serial?: string | undefined;
   readonly not_after?: string | undefined;

@@ -9,9 +9,9 @@ import { parseTrustDomain, trustDomainId } from '../pki/spiffe-id.ts';
 import { Oid, parseCertificate, type ParsedCertificate } from '../pki/x509.ts';
 import { bytes, x509 } from '../pki/x509-lib.ts';
 
-export const DAY_MS = 24 * 3600 * 1000;
-export const ROOT_LIFETIME_MS = 365 * DAY_MS;
-export const INTERMEDIATE_LIFETIME_MS = 30 * DAY_MS;
+import { INTERMEDIATE_LIFETIME_MS, ROOT_LIFETIME_MS, type AuthorityKind, type AuthorityRecord, type SlotName } from './slots.ts';
+
+export { DAY_MS, INTERMEDIATE_LIFETIME_MS, ROOT_LIFETIME_MS } from './slots.ts';
 /** CA certificates are backdated by this much so peers with slightly slow clocks accept them. */
 export const CA_BACKDATE_MS = 5 * 60 * 1000;
 
@@ -49,7 +49,7 @@ function shortId(): string {
   return randomBytes(4).toString('hex');
 }
 
-export async function createRoot(options: { trustDomain: string; clock: Clock; lifetimeMs?: number }): Promise<Authority> {
+export async function createRoot(options: { trustDomain: string; clock: Clock; lifetimeMs?: number | undefined }): Promise<Authority> {
   const td = parseTrustDomain(options.trustDomain);
   const now = options.clock.now();
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
@@ -79,7 +79,7 @@ export async function createIntermediate(options: {
   trustDomain: string;
   root: Authority;
   clock: Clock;
-  lifetimeMs?: number;
+  lifetimeMs?: number | undefined;
 }): Promise<Authority> {
   const td = parseTrustDomain(options.trustDomain);
   const now = options.clock.now();
@@ -108,6 +108,39 @@ export async function createIntermediate(options: {
   return exportAuthority(cert, keys);
 }
 
+/**
+ * A cross-certificate for trust continuity (PRODUCT.md §4): the new root's subject and public key,
+ * signed by the root it succeeds, with a root's extensions (cA, keyCertSign+cRLSign, the trust
+ * domain's URI SAN and name constraint, the new root's SKI) and the signer's AKI. Valid while both
+ * roots are. A client that trusts `signer` can verify it and so accept `root` (see the proto's
+ * Bundle.endorsements).
+ */
+export async function crossSign(options: { root: Buffer; signer: Authority; trustDomain: string }): Promise<Buffer> {
+  const td = parseTrustDomain(options.trustDomain);
+  const subject = new x509.X509Certificate(bytes(options.root));
+  const signerCert = new x509.X509Certificate(bytes(options.signer.certificate));
+  const spki = bytes(parseCertificate(options.root).spki);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: caSerial(),
+    subject: subject.subjectName,
+    issuer: signerCert.subjectName,
+    notBefore: new Date(Math.max(subject.notBefore.getTime(), signerCert.notBefore.getTime())),
+    notAfter: new Date(Math.min(subject.notAfter.getTime(), signerCert.notAfter.getTime())),
+    signingAlgorithm: SIGN,
+    publicKey: spki,
+    signingKey: await toCryptoKey(options.signer),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: trustDomainId(td) }], false),
+      nameConstraints(td),
+      await x509.SubjectKeyIdentifierExtension.create(spki),
+      await x509.AuthorityKeyIdentifierExtension.create(signerCert),
+    ],
+  });
+  return Buffer.from(cert.rawData);
+}
+
 /** Rebuild an Authority from stored DER certificate and PKCS#8 key, checking they belong together. */
 export function loadAuthority(options: { certificate: Buffer; keyPkcs8: Buffer; what: string }): Authority {
   let parsed: ParsedCertificate;
@@ -125,3 +158,30 @@ export function loadAuthority(options: { certificate: Buffer; keyPkcs8: Buffer; 
   return { certificate: options.certificate, parsed, key, keyPkcs8: options.keyPkcs8 };
 }
 
+
+/** The slot record of a certificate: id from its kind and serial, validity from the certificate. */
+export function authorityRecord(certificate: Buffer, o: {
+  kind: AuthorityKind;
+  slot: SlotName;
+  parent?: string | undefined;
+  now: number;
+  keyInStore: boolean;
+  endorsement?: AuthorityRecord['endorsement'];
+}): AuthorityRecord {
+  const c = parseCertificate(certificate);
+  const serial = c.serialHex.toLowerCase();
+  const t = new Date(o.now).toISOString();
+  return {
+    id: `${o.kind === 'root' ? 'root' : 'int'}-${serial.slice(-10)}`,
+    kind: o.kind,
+    slot: o.slot,
+    ...(o.parent ? { parent: o.parent } : {}),
+    serial,
+    notBefore: new Date(c.notBefore).toISOString(),
+    notAfter: new Date(c.notAfter).toISOString(),
+    createdAt: t,
+    ...(o.slot === 'active' ? { activatedAt: t } : {}),
+    keyInStore: o.keyInStore,
+    ...(o.endorsement ? { endorsement: o.endorsement } : {}),
+  };
+}

@@ -70,13 +70,14 @@ export async function startCaGrpcServer(options: {
     GetBundle(call: grpc.ServerUnaryCall<GetBundleRequestMsg, BundleMsg>, callback: grpc.sendUnaryData<BundleMsg>) {
       const peer = peerInfo(call);
       const r = call.request.report;
-      if (r) service.report(peer.address, { bundleVersion: r.bundle_version, serial: r.serial });
+      // Answered at once; the report is counted once the caller's SVID has been checked.
       callback(null, bundleMsg(service.bundle));
+      if (r) void service.reportBundle(peer, { bundleVersion: r.bundle_version, serial: r.serial });
     },
     WatchBundle(call: grpc.ServerWritableStream<GetBundleRequestMsg, BundleMsg>) {
       const peer = peerInfo(call);
       const r = call.request.report;
-      if (r) service.report(peer.address, { bundleVersion: r.bundle_version, serial: r.serial });
+      if (r) void service.reportBundle(peer, { bundleVersion: r.bundle_version, serial: r.serial });
       watchers.add(call);
       const stop = service.watchBundle((b) => {
         if (!call.cancelled && call.writable) call.write(bundleMsg(b));

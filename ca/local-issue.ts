@@ -1,15 +1,18 @@
-// `tollgate cert issue --ca-dir`: issue a leaf straight from a local CA store, for workloads outside
-// the mesh, tests and legacy clients. The operator who can read the store's keys is the attestation.
+// What the operator does with the store's keys and no server: `tollgate cert issue --ca-dir` (a leaf
+// for workloads outside the mesh, tests and legacy clients) and `tollgate ca token create`. Reading
+// the store is the attestation. Both append their decisions to <dir>/audit.log, refusals included.
 import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import type { Clock } from '../common/clock.ts';
+import { toTollgateError } from '../common/errors.ts';
 import { createCsr, parseCsr } from '../pki/csr.ts';
 import { certsToPem, toPem } from '../pki/pem.ts';
-import { parseWorkloadId } from '../pki/spiffe-id.ts';
+import { parseWorkloadId, refuseReservedId } from '../pki/spiffe-id.ts';
 import { TollgateError } from '../common/errors.ts';
-import { AuditLog } from './audit.ts';
+import { JoinTokenAttestor } from './attestation/join-token.ts';
+import { AuditLog, type AuditRecord } from './audit.ts';
 import { SvidIssuer } from './issuer.ts';
-import { DirectoryStore } from './store.ts';
+import { DirectoryStore, StoreFiles } from './store.ts';
 
 export interface LocalIssueResult {
   readonly spiffeId: string;
@@ -22,19 +25,36 @@ export interface LocalIssueResult {
   readonly keyPkcs8Der: Buffer;
 }
 
-export function issueFromStore(options: { dir: string; spiffeId: string; ttlSeconds?: number | undefined; clock: Clock }): LocalIssueResult {
-  const id = parseWorkloadId(options.spiffeId);
-  const store = new DirectoryStore({ dir: options.dir });
-  const material = store.load();
-  if (id.trustDomain !== material.trustDomain) {
-    throw new TollgateError('TG_SPIFFE_ID_INVALID', `${id.id} is not in this CA's trust domain ${material.trustDomain}`);
+function storeAudit(store: DirectoryStore, clock: Clock): AuditLog {
+  return new AuditLog({ out: { write: (l: string) => appendFileSync(store.path('audit.log'), l, { mode: 0o600 }) }, clock });
+}
+
+/** Run `fn`; a refusal is audited (with `refused`'s fields and the code) before it is rethrown. */
+function audited<T>(audit: AuditLog, refused: AuditRecord, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    const err = toTollgateError(e);
+    if (err.code !== 'TG_STORE_MISSING') audit.record({ ...refused, code: err.code, message: err.message });
+    throw e;
   }
-  const issuer = new SvidIssuer({ intermediate: material.intermediate, clock: options.clock });
-  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  const csr = parseCsr(createCsr(key));
-  const svid = issuer.issue({ spki: csr.spki, spiffeId: id.id, ttlSeconds: options.ttlSeconds });
-  const keyPkcs8Der = key.export({ format: 'der', type: 'pkcs8' });
-  new AuditLog({ out: { write: (l: string) => appendFileSync(store.path('audit.log'), l, { mode: 0o600 }) }, clock: options.clock }).record({
+}
+
+export function issueFromStore(options: { dir: string; spiffeId: string; ttlSeconds?: number | undefined; clock: Clock }): LocalIssueResult {
+  const store = new DirectoryStore({ dir: options.dir });
+  const audit = storeAudit(store, options.clock);
+  const svid = audited(audit, { event: 'svid_refused', spiffe_id: options.spiffeId, attestation: 'local_store', peer: 'cli' }, () => {
+    const id = refuseReservedId(parseWorkloadId(options.spiffeId), '`cert issue`');
+    const material = store.load();
+    if (id.trustDomain !== material.trustDomain) {
+      throw new TollgateError('TG_SPIFFE_ID_INVALID', `${id.id} is not in this CA's trust domain ${material.trustDomain}`);
+    }
+    const issuer = new SvidIssuer({ intermediate: material.intermediate, clock: options.clock });
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    return { key, ...issuer.issue({ spki: parseCsr(createCsr(key)).spki, spiffeId: id.id, ttlSeconds: options.ttlSeconds }) };
+  });
+  const keyPkcs8Der = svid.key.export({ format: 'der', type: 'pkcs8' });
+  audit.record({
     event: 'svid_issued',
     spiffe_id: svid.spiffeId,
     serial: svid.serialHex,
@@ -52,4 +72,15 @@ export function issueFromStore(options: { dir: string; spiffeId: string; ttlSeco
     keyPem: toPem('PRIVATE KEY', keyPkcs8Der),
     keyPkcs8Der,
   };
+}
+
+/** `tollgate ca token create`: a single-use join token for one SPIFFE ID (never a reserved one). */
+export function createJoinToken(options: { dir: string; spiffeId: string; ttlMs: number; clock: Clock }): { token: string; expiresAt: number } {
+  const store = new DirectoryStore({ dir: options.dir });
+  const audit = storeAudit(store, options.clock);
+  const { trustDomain } = store.readState();
+  const att = new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock: options.clock, trustDomain });
+  const t = audited(audit, { event: 'join_token_refused', spiffe_id: options.spiffeId, peer: 'cli' }, () => att.create({ spiffeId: options.spiffeId, ttlMs: options.ttlMs }));
+  audit.record({ event: 'join_token_created', spiffe_id: options.spiffeId, not_after: new Date(t.expiresAt).toISOString(), peer: 'cli' });
+  return t;
 }

@@ -26,6 +26,7 @@ export class CaServerIdentity implements CertificateProvider {
   #roots: readonly Buffer[];
   #identity: { certificate: Buffer; privateKey: Buffer } | null = null;
   #notAfter = 0;
+  #chain: readonly Buffer[] = [];
   #timer: TimerHandle | undefined;
 
   constructor(options: { spiffeId: string; issuer: SvidIssuer; roots: readonly Buffer[]; clock: Clock; logger: Logger }) {
@@ -43,6 +44,11 @@ export class CaServerIdentity implements CertificateProvider {
     return this.#notAfter;
   }
 
+  /** The serving SVID's chain (leaf, intermediate), DER. */
+  get chain(): readonly Buffer[] {
+    return this.#chain;
+  }
+
   /** Issue a fresh serving certificate now and schedule the next renewal at half of its life. */
   renew(): void {
     const svid = this.#issuer.issue({ spki: this.#spki, spiffeId: this.spiffeId, ttlSeconds: this.#issuer.policy.maxTtlSeconds });
@@ -51,6 +57,7 @@ export class CaServerIdentity implements CertificateProvider {
       privateKey: this.#key.export({ format: 'pem', type: 'pkcs8' }) as Buffer,
     };
     this.#notAfter = svid.notAfter;
+    this.#chain = svid.chain;
     for (const l of this.#idListeners) l(this.#identity);
     this.#timer?.cancel();
     const halfLife = Math.max(1000, (svid.notAfter - this.#clock.now()) / 2);
@@ -64,9 +71,16 @@ export class CaServerIdentity implements CertificateProvider {
     this.#log.info('CA serving certificate issued', { spiffe_id: this.spiffeId, serial: svid.serialHex, not_after: new Date(svid.notAfter).toISOString() });
   }
 
+  /** Renew from `issuer` now; if that fails, the old issuer and certificate stay and this throws. */
   setIssuer(issuer: SvidIssuer): void {
+    const previous = this.#issuer;
     this.#issuer = issuer;
-    this.renew();
+    try {
+      this.renew();
+    } catch (e) {
+      this.#issuer = previous;
+      throw e;
+    }
   }
 
   setRoots(roots: readonly Buffer[]): void {

@@ -1,41 +1,23 @@
-// `tollgate ca serve`: load the store, then serve the gRPC API and the admin endpoints.
+// `tollgate ca serve`: the CA runtime (ca/runtime.ts) behind the gRPC API and the admin endpoints.
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { startAdminServer, type AdminServer } from '../common/admin-server.ts';
-import type { Clock } from '../common/clock.ts';
-import type { Logger } from '../common/log.ts';
-import { kubernetesSpiffeId } from '../pki/spiffe-id.ts';
-import { parseCertificate } from '../pki/x509.ts';
-import type { Attestor } from './attestation/attestor.ts';
-import type { Authority } from './authority.ts';
-import { JoinTokenAttestor } from './attestation/join-token.ts';
-import { SvidAttestor } from './attestation/svid.ts';
-import { AuditLog, type AuditSink } from './audit.ts';
-import { SvidIssuer, type IssuancePolicy } from './issuer.ts';
-import { CaMetrics } from './metrics.ts';
+import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
+import type { Health } from './schedule.ts';
+import { caSpiffeId } from '../pki/spiffe-id.ts';
 import { startCaGrpcServer, type CaGrpcServer } from './grpc-server.ts';
-import { CaServerIdentity } from './server-identity.ts';
-import { CaService, type CaServiceOptions } from './service.ts';
-import { DirectoryStore, StoreFiles } from './store.ts';
+import { startCaRuntime, type CaRuntime, type CaRuntimeOptions } from './runtime.ts';
+import type { CaServerIdentity } from './server-identity.ts';
+import type { CaService } from './service.ts';
+import type { Authority } from './authority.ts';
 
-export interface CaServerOptions {
-  readonly dir: string;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly audit: AuditSink;
+export interface CaServerOptions extends Omit<CaRuntimeOptions, 'registry'> {
   readonly host?: string;
   readonly port: number;
   readonly adminPort: number;
   readonly adminHost?: string;
-  /** The CA's own SPIFFE ID; default spiffe://<td>/ns/tollgate-system/sa/tollgate-ca. */
-  readonly spiffeId?: string;
-  readonly issuance?: Partial<IssuancePolicy>;
-  readonly limits?: CaServiceOptions['limits'];
-  /** Extra attestors (e.g. Kubernetes tokens), tried after join tokens. */
-  readonly attestors?: (trustDomain: string) => Attestor[];
-  readonly refreshHintSeconds?: number;
 }
 
 export interface RunningCa {
+  readonly runtime: CaRuntime;
   readonly service: CaService;
   readonly grpc: CaGrpcServer;
   readonly admin: AdminServer;
@@ -47,63 +29,38 @@ export interface RunningCa {
   close(): Promise<void>;
 }
 
+/**
+ * /readyz: 503 only once the CA cannot issue (its active intermediate or root has expired). Inside
+ * a warning window it stays 200, saying "ready (degraded)" (or "(warning)") with what to do: a 503
+ * would pull every CA replica out of its Service at the same moment and turn a warning into the
+ * outage it warns about. Alert on tollgate_ca_expiry_warning or the x-tollgate-health header.
+ */
+export function caReadiness(h: Health, serving: string): Readiness {
+  if (h.state === 'expired') return { ready: false, detail: h.detail };
+  return { ready: true, state: h.state, detail: h.state === 'ok' ? `serving ${serving}; ${h.detail}` : h.detail };
+}
+
 export function defaultCaSpiffeId(trustDomain: string): string {
-  return kubernetesSpiffeId(trustDomain, 'tollgate-system', 'tollgate-ca').id;
+  return caSpiffeId(trustDomain);
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<RunningCa> {
-  const { clock, logger } = options;
-  const store = new DirectoryStore({ dir: options.dir });
-  const material = store.load();
-  const td = material.trustDomain;
+  const { logger } = options;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const metrics = new CaMetrics(registry);
-  metrics.authorityExpiry.set({ slot: 'root' }, Math.floor(parseCertificate(material.rootCertificate).notAfter / 1000));
-  metrics.authorityExpiry.set({ slot: 'intermediate' }, Math.floor(material.intermediate.parsed.notAfter / 1000));
-  const issuer = new SvidIssuer({ intermediate: material.intermediate, clock, ...(options.issuance ? { policy: options.issuance } : {}) });
-  const bundle = { trustDomain: td, version: material.bundleVersion, roots: material.bundle, refreshHintSeconds: options.refreshHintSeconds ?? 300 };
-  const attestors: Attestor[] = [
-    new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock, trustDomain: td }),
-    ...(options.attestors?.(td) ?? []),
-  ];
-  let service: CaService;
-  attestors.push(
-    new SvidAttestor({
-      clock,
-      trust: {
-        trustDomain: td,
-        roots: () => service.bundle.roots,
-        intermediates: () => [service.issuer.intermediate.certificate],
-        bundleVersion: () => service.bundle.version,
-      },
-    }),
-  );
-  service = new CaService({
-    trustDomain: td,
-    clock,
-    issuer,
-    attestors,
-    audit: new AuditLog({ out: options.audit, clock }),
-    metrics,
-    bundle,
-    ...(options.limits ? { limits: options.limits } : {}),
-  });
-  const identity = new CaServerIdentity({ spiffeId: options.spiffeId ?? defaultCaSpiffeId(td), issuer, roots: material.bundle, clock, logger });
+  const runtime = await startCaRuntime({ ...options, registry });
+  const { service, identity, trustDomain: td } = runtime;
   const grpcServer = await startCaGrpcServer({ service, identity, logger, port: options.port, ...(options.host ? { host: options.host } : {}) });
   const admin = await startAdminServer({
     port: options.adminPort,
     ...(options.adminHost ? { host: options.adminHost } : {}),
     registry,
-    readiness: () => {
-      const now = clock.now();
-      const inter = service.issuer.intermediate.parsed;
-      if (now >= inter.notAfter) return { ready: false, detail: 'the intermediate has expired; rotate it' };
-      return { ready: true, detail: `serving trust domain ${td}, bundle version ${service.bundle.version}` };
-    },
+    readiness: () => caReadiness(runtime.health(), `trust domain ${td}, bundle version ${service.bundle.version}`),
+    json: { '/status': () => runtime.status() },
   });
-  logger.info('CA serving', { trust_domain: td, grpc_port: grpcServer.port, admin_port: admin.port, spiffe_id: identity.spiffeId, bundle_version: bundle.version });
+  logger.info('CA serving', { trust_domain: td, grpc_port: grpcServer.port, admin_port: admin.port, spiffe_id: identity.spiffeId, bundle_version: service.bundle.version });
   return {
+    runtime,
     service,
     grpc: grpcServer,
     admin,
@@ -112,7 +69,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     trustDomain: td,
     currentIntermediate: () => service.issuer.intermediate,
     close: async () => {
-      identity.stop();
+      runtime.stop();
       await Promise.all([grpcServer.close(), admin.close()]);
     },
   };

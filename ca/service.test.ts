@@ -14,7 +14,9 @@ import { AuditLog } from './audit.ts';
 import { createIntermediate, createRoot } from './authority.ts';
 import { SvidIssuer } from './issuer.ts';
 import { CaMetrics } from './metrics.ts';
-import { CaService } from './service.ts';
+import { CaService, type CaServiceOptions } from './service.ts';
+import type { Attestor } from './attestation/attestor.ts';
+import { parseSpiffeId } from '../pki/spiffe-id.ts';
 
 const clock = new ManualClock(Date.UTC(2026, 2, 1));
 const root = await createRoot({ trustDomain: 'example.org', clock });
@@ -29,7 +31,7 @@ function setup(limits: ConstructorParameters<typeof CaService>[0]['limits']) {
     clock,
     trust: { trustDomain: 'example.org', roots: () => [root.certificate], intermediates: () => [intermediate.certificate], bundleVersion: () => 1 },
   });
-  const service = new CaService({
+  const options: CaServiceOptions = {
     trustDomain: 'example.org',
     clock,
     issuer: new SvidIssuer({ intermediate, clock }),
@@ -38,9 +40,10 @@ function setup(limits: ConstructorParameters<typeof CaService>[0]['limits']) {
     metrics: new CaMetrics(registry),
     bundle: { trustDomain: 'example.org', version: 1, roots: [root.certificate], refreshHintSeconds: 300 },
     ...(limits ? { limits } : {}),
-  });
+  };
+  const service = new CaService(options);
   const token = (id = 'spiffe://example.org/ns/a/sa/b') => tokens.create({ spiffeId: id, ttlMs: 600_000 }).token;
-  return { service, lines, registry, token, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { service, options, lines, registry, token, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 const isCode = (code: string) => (e: unknown) => e instanceof TollgateError && e.code === code;
@@ -85,18 +88,54 @@ test('a join token is never used up by a request that is refused: rate limit or 
   s.cleanup();
 });
 
-test('bundle watchers get the current bundle at once and every change; convergence counts reports', () => {
+test('a reserved ID is refused whichever attestor names it: audited, counted, nothing issued', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } });
+  // An attestor that (wrongly) yields the CA's ID: the service's own check still refuses it.
+  const rogue: Attestor = { kind: 'k8s_token', accepts: (e) => e.token === 'rogue', attest: async () => ({ kind: 'k8s_token', spiffeId: parseSpiffeId('spiffe://example.org/tollgate/ca') }) };
+  const service = new CaService({ ...s.options, attestors: [rogue] });
+  await assert.rejects(service.issueSvid({ csr: createCsr(p256().key), token: 'rogue', peerAddress: '10.0.0.1' }), isCode('TG_RESERVED_ID'));
+  assert.equal(s.lines.at(-1)!.code, 'TG_RESERVED_ID');
+  assert.equal(s.lines.at(-1)!.event, 'svid_refused');
+  assert.match(await s.registry.metrics(), /tollgate_ca_refused_total\{code="TG_RESERVED_ID"\} 1/);
+  s.cleanup();
+});
+
+test('bundle watchers get the current bundle at once and every change', () => {
   const s = setup(undefined);
   const seen: number[] = [];
   const stop = s.service.watchBundle((b) => seen.push(b.version));
-  s.service.report('a', { bundleVersion: 1, serial: 'aa' });
-  s.service.report('b', { bundleVersion: 1, serial: 'bb' });
   s.service.setBundle({ ...s.service.bundle, version: 2 });
-  s.service.report('a', { bundleVersion: 2, serial: 'cc' });
   stop();
   s.service.setBundle({ ...s.service.bundle, version: 3 });
   assert.deepEqual(seen, [1, 2]);
-  s.service.setBundle({ ...s.service.bundle, version: 2 });
-  assert.deepEqual(s.service.convergence(), { total: 2, current: 1 });
   s.cleanup();
 });
+
+test('convergence counts authenticated reports only; a renewal replaces the certificate it renewed', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } });
+  const csr = createCsr(p256().key);
+  const a = await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1', report: { bundleVersion: 1, serial: '' } });
+  const b = await s.service.issueSvid({ csr, token: s.token('spiffe://example.org/ns/a/sa/c'), peerAddress: '10.0.0.2' });
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 2, onCurrentBundle: 1, stale: 0 });
+  // Anonymous reports (no certificate, or one that does not verify) change nothing.
+  assert.equal(await s.service.reportBundle({ chain: [], address: '10.0.0.3' }, { bundleVersion: 1, serial: 'ff' }), false);
+  assert.equal(await s.service.reportBundle({ chain: [Buffer.from('junk')], address: '10.0.0.3' }, { bundleVersion: 1, serial: 'ff' }), false);
+  assert.equal(s.service.convergenceCounts().clients, 2);
+  assert.equal(await s.service.reportBundle({ chain: [...b.certChain], address: '10.0.0.2' }, { bundleVersion: 1, serial: b.serial }), true);
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 2, onCurrentBundle: 2, stale: 0 });
+  s.service.setBundle({ ...s.service.bundle, version: 2 });
+  assert.equal(s.service.convergenceCounts().ratio, 0);
+  // a renews holding version 2: its old certificate is replaced, not counted twice.
+  const a2 = await s.service.issueSvid({ csr, peerChain: [...a.certChain], peerAddress: '10.0.0.1', report: { bundleVersion: 2, serial: a.serial } });
+  const c = s.service.convergenceCounts();
+  assert.deepEqual(pick(c), { clients: 2, onCurrentBundle: 1, stale: 0 });
+  assert.equal(c.ratio, 0.5);
+  assert.match(await s.registry.metrics(), /tollgate_ca_clients_on_current_bundle_ratio 0.5/);
+  // Not seen for half the longest lifetime (12 h): stale, and not waited for.
+  clock.advance(12 * 3600_000 + 1000);
+  await s.service.reportBundle({ chain: [...a2.certChain], address: '10.0.0.1' }, { bundleVersion: 2, serial: a2.serial });
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 0, onCurrentBundle: 0, stale: 0 }, 'a2 (1 h) and b (1 h) have expired by now');
+  s.cleanup();
+});
+
+const pick = (c: { clients: number; onCurrentBundle: number; stale: number }) => ({ clients: c.clients, onCurrentBundle: c.onCurrentBundle, stale: c.stale });

@@ -3,8 +3,11 @@
 import { hash } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
 import { parseCsr, MAX_CSR_BYTES, type VerifiedCsr } from '../pki/csr.ts';
+import { refuseReservedId } from '../pki/spiffe-id.ts';
 import { TollgateError, toTollgateError } from '../common/errors.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestation/attestor.ts';
+import { SvidAttestor } from './attestation/svid.ts';
+import { Convergence, type ConvergenceCounts } from './convergence.ts';
 import type { AuditLog } from './audit.ts';
 import type { SvidIssuer } from './issuer.ts';
 import type { CaMetrics } from './metrics.ts';
@@ -53,6 +56,10 @@ export interface CaServiceOptions {
   readonly metrics: CaMetrics;
   readonly bundle: Bundle;
   readonly limits?: { readonly perAddress?: RateLimit; readonly perIdentity?: RateLimit };
+  /** Default: stale after half the longest leaf lifetime. */
+  readonly convergence?: Convergence;
+  /** The authority id of an intermediate, by its serial (lower-case hex). */
+  readonly authorityOf?: (intermediateSerial: string) => string | undefined;
 }
 
 export const DEFAULT_LIMITS = {
@@ -72,7 +79,8 @@ export class CaService {
   // CSRs already verified, by SHA-256 of their DER: a sidecar that renews with the same key and CSR
   // (as Linkerd's proxy does) costs one hash instead of a key import and an ECDSA verification.
   readonly #csrCache = new Map<string, VerifiedCsr>();
-  readonly #reports = new Map<string, { version: number; at: number }>();
+  readonly convergence: Convergence;
+  readonly #svids: SvidAttestor | undefined;
 
   constructor(options: CaServiceOptions) {
     this.#o = options;
@@ -81,6 +89,10 @@ export class CaService {
     this.#byAddress = new RateLimiter({ limit: options.limits?.perAddress ?? DEFAULT_LIMITS.perAddress, clock: options.clock });
     this.#byIdentity = new RateLimiter({ limit: options.limits?.perIdentity ?? DEFAULT_LIMITS.perIdentity, clock: options.clock });
     options.metrics.bundleVersion.set(options.bundle.version);
+    this.#svids = options.attestors.find((a): a is SvidAttestor => a instanceof SvidAttestor);
+    // Stale after one renewal period: half the longest lifetime the CA grants.
+    this.convergence = options.convergence ?? new Convergence({ clock: options.clock, staleAfterMs: (options.issuer.policy.maxTtlSeconds * 1000) / 2 });
+    options.metrics.ratio = () => this.convergenceCounts().ratio;
   }
 
   get bundle(): Bundle {
@@ -113,25 +125,25 @@ export class CaService {
     return this.#watchers.size;
   }
 
-  /** Record what a client reports holding, for convergence tracking during rotation. */
-  report(client: string, report: ClientReport | undefined): void {
-    if (!report || !report.bundleVersion) return;
-    this.#reports.set(client, { version: report.bundleVersion, at: this.#o.clock.now() });
-    if (this.#reports.size > 200_000) this.#reports.clear();
+  /**
+   * GetBundle/WatchBundle carry what the caller holds. It counts for convergence only when the
+   * caller presented a valid SVID on the connection; an anonymous report is ignored.
+   */
+  async reportBundle(peer: { chain: readonly Buffer[]; address: string }, report: ClientReport | undefined): Promise<boolean> {
+    if (!report || !report.bundleVersion || peer.chain.length === 0 || !this.#svids) return false;
+    if (!this.#byAddress.take(peer.address)) return false;
+    try {
+      const p = await this.#svids.authenticate(peer.chain);
+      this.convergence.seen({ serial: p.serial, bundleVersion: report.bundleVersion, authorityId: this.#o.authorityOf?.(p.issuerSerial), notAfter: p.notAfter });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
-  /** Clients seen in the last `windowMs`, and how many hold the current bundle version. */
-  convergence(windowMs = 3600_000): { total: number; current: number } {
-    const since = this.#o.clock.now() - windowMs;
-    let total = 0;
-    let current = 0;
-    for (const r of this.#reports.values()) {
-      if (r.at < since) continue;
-      total++;
-      if (r.version === this.#bundle.version) current++;
-    }
-    this.#o.metrics.onCurrentBundle.set(total === 0 ? 1 : current / total);
-    return { total, current };
+  /** Convergence on the bundle this CA serves now. */
+  convergenceCounts(): ConvergenceCounts {
+    return this.convergence.counts(this.#bundle.version);
   }
 
   async issueSvid(req: IssueRequest): Promise<IssueResponse> {
@@ -157,7 +169,13 @@ export class CaService {
         throw new TollgateError('TG_RATE_LIMITED', `too many requests for ${attestation.spiffeId.id}; retry with backoff`);
       }
       const svid = this.#issuer.issue({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
-      this.report(attestation.spiffeId.id, req.report);
+      this.convergence.seen({
+        serial: svid.serialHex.toLowerCase(),
+        bundleVersion: req.report?.bundleVersion ?? 0,
+        authorityId: this.#o.authorityOf?.(this.#issuer.intermediate.parsed.serialHex.toLowerCase()),
+        notAfter: svid.notAfter,
+        replaces: attestation.details?.['prior_serial']?.toLowerCase(),
+      });
       this.#o.metrics.issued.inc({ attestation: attestation.kind });
       this.#o.metrics.issueSeconds.observe((performance.now() - started) / 1000);
       this.#o.audit.record({
@@ -205,6 +223,7 @@ export class CaService {
       throw new TollgateError('TG_TOKEN_MISSING', 'no attestation: send a join token or a Kubernetes service-account token, or renew over mTLS with a valid SVID');
     }
     const a = await attestor.attest(tokenEvidence);
+    refuseReservedId(a.spiffeId, `${attestor.kind} attestation`);
     if (a.spiffeId.trustDomain !== this.#o.trustDomain) {
       throw new TollgateError('TG_SVID_UNTRUSTED', `attested identity ${a.spiffeId.id} is outside trust domain ${this.#o.trustDomain}`);
     }

@@ -1,183 +1,355 @@
-// The CA's directory store: root.crt root.key intermediate.crt intermediate.key bundle.pem state.json.
-// Keys are PKCS#8 PEM with mode 0600 in a 0700 directory; every write is atomic. Any unreadable file
-// is reported as TG_STORE_CORRUPT with its path and what to do.
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+// The CA's directory store. The truth is records.json (the slot records of ca/slots.ts plus a
+// revision) and one certificate/key pair per authority under authorities/ (keys PKCS#8 PEM, 0600, in
+// a 0700 directory; every write atomic). Writers compare and swap: commit(expectedRevision, records)
+// succeeds only if the revision read is still current, checked under an exclusive lock file, so
+// `ca serve` processes and the CLI on one directory never lose an update. root.crt, root.key,
+// intermediate.crt, intermediate.key and bundle.pem are views of the active authorities and the
+// bundle, rewritten with every commit, for openssl and scripts; Tollgate never reads them except
+// to migrate a store written before records.json existed.
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
+import { withFileLock, type FileLockOptions } from '../common/file-lock.ts';
 import { writeFileAtomic } from '../common/files.ts';
 import { certsToPem, parsePemBlocks, pemToCertDers, toPem } from '../pki/pem.ts';
 import { parseTrustDomain } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';
-import { createIntermediate, createRoot, loadAuthority, type Authority } from './authority.ts';
+import { authorityRecord, createIntermediate, createRoot, loadAuthority, type Authority } from './authority.ts';
+import { active, bundleOf, INTERMEDIATE_LIFETIME_MS, ROOT_LIFETIME_MS, validateRecords, type StoreRecords } from './slots.ts';
 
 export const StoreFiles = {
+  records: 'records.json',
+  lock: 'records.lock',
+  authorities: 'authorities',
   rootCert: 'root.crt',
   rootKey: 'root.key',
   intermediateCert: 'intermediate.crt',
   intermediateKey: 'intermediate.key',
   bundle: 'bundle.pem',
-  state: 'state.json',
   tokens: 'tokens',
+  /** Written by stores before records.json; migrated on first read. */
+  legacyState: 'state.json',
 } as const;
 
-export interface StoreState {
-  readonly format: 1;
-  readonly trustDomain: string;
-  /** Increases on every change of bundle.pem; sidecars report the version they hold. */
-  readonly bundleVersion: number;
-  readonly updatedAt: string;
+export interface Versioned {
+  readonly revision: number;
+  readonly records: StoreRecords;
 }
 
+/** A new authority's certificate and, unless its key is kept offline, its key (PKCS#8 DER). */
+export interface NewMaterial {
+  readonly id: string;
+  readonly certificate: Buffer;
+  readonly keyPkcs8?: Buffer | undefined;
+}
+
+/**
+ * What every store offers (the directory here, a Kubernetes Secret later): read the records with
+ * their revision; commit new records (and the material of authorities they add) only if the
+ * revision is still `expectedRevision`, else TG_STORE_CONFLICT; read one authority's material.
+ */
+export interface AuthorityStore {
+  read(): Promise<Versioned>;
+  commit(expectedRevision: number, records: StoreRecords, material?: readonly NewMaterial[]): Promise<number>;
+  certificate(id: string): Promise<Buffer>;
+  /** undefined when the key is kept outside the store. */
+  privateKey(id: string): Promise<Buffer | undefined>;
+}
+
+/** The active authorities, loaded (the root's key only when it is in the store). */
 export interface CaMaterial {
   readonly trustDomain: string;
-  /** Absent when the root key is kept offline (only root.crt present). */
   readonly root: Authority | undefined;
   readonly rootCertificate: Buffer;
   readonly intermediate: Authority;
   /** DER roots that peers must trust. */
   readonly bundle: readonly Buffer[];
   readonly bundleVersion: number;
+  readonly revision: number;
+  readonly records: StoreRecords;
 }
 
-export class DirectoryStore {
+export interface InitOptions {
+  readonly trustDomain: string;
+  readonly clock: Clock;
+  readonly force?: boolean;
+  /** Offline-root mode: write the root key here (0600) and never into the store. */
+  readonly rootKeyOut?: string | undefined;
+  readonly rootLifetimeMs?: number | undefined;
+  readonly intermediateLifetimeMs?: number | undefined;
+}
+
+export class DirectoryStore implements AuthorityStore {
   readonly dir: string;
-  constructor(options: { dir: string }) {
+  readonly #lock: FileLockOptions;
+
+  constructor(options: { dir: string; lock?: FileLockOptions }) {
     this.dir = options.dir;
+    this.#lock = options.lock ?? {};
   }
 
   path(name: string): string {
     return join(this.dir, name);
   }
 
-  exists(): boolean {
-    return existsSync(this.path(StoreFiles.state)) || existsSync(this.path(StoreFiles.rootCert));
+  #authorityPath(id: string, ext: 'crt' | 'key'): string {
+    return join(this.dir, StoreFiles.authorities, `${id}.${ext}`);
   }
 
-  /** Create a new root and intermediate. Refuses to overwrite an existing CA unless `force`. */
-  async init(options: { trustDomain: string; clock: Clock; force?: boolean }): Promise<CaMaterial> {
-    const trustDomain = parseTrustDomain(options.trustDomain);
-    if (this.exists() && !options.force) {
+  exists(): boolean {
+    return [StoreFiles.records, StoreFiles.legacyState, StoreFiles.rootCert].some((f) => existsSync(this.path(f)));
+  }
+
+  /** Create a new root and intermediate. Refuses to replace an existing CA unless `force`. */
+  async init(o: InitOptions): Promise<CaMaterial> {
+    const trustDomain = parseTrustDomain(o.trustDomain);
+    if (this.exists() && !o.force) {
       throw new TollgateError('TG_STORE_EXISTS', `a CA already exists in ${this.dir}; pass --force to replace it (every issued certificate will stop being trusted)`);
     }
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     chmodSync(this.dir, 0o700);
-    const root = await createRoot({ trustDomain, clock: options.clock });
-    const intermediate = await createIntermediate({ trustDomain, root, clock: options.clock });
-    this.writeAuthority(StoreFiles.rootCert, StoreFiles.rootKey, root);
-    this.writeAuthority(StoreFiles.intermediateCert, StoreFiles.intermediateKey, intermediate);
-    const bundle = [root.certificate];
-    writeFileAtomic(this.path(StoreFiles.bundle), certsToPem(bundle), 0o644);
-    const previous = this.tryReadState();
-    const state: StoreState = {
-      format: 1,
+    let previous: Versioned | undefined;
+    try {
+      previous = existsSync(this.path(StoreFiles.records)) ? this.readSync() : undefined;
+    } catch {
+      previous = undefined; // --force over a broken store starts over
+    }
+    const root = await createRoot({ trustDomain, clock: o.clock, lifetimeMs: o.rootLifetimeMs });
+    const intermediate = await createIntermediate({ trustDomain, root, clock: o.clock, lifetimeMs: o.intermediateLifetimeMs });
+    const now = o.clock.now();
+    const rootRec = authorityRecord(root.certificate, { kind: 'root', slot: 'active', now, keyInStore: !o.rootKeyOut });
+    const intRec = authorityRecord(intermediate.certificate, { kind: 'intermediate', slot: 'active', parent: rootRec.id, now, keyInStore: true });
+    if (o.rootKeyOut) writeFileAtomic(o.rootKeyOut, toPem('PRIVATE KEY', root.keyPkcs8), 0o600);
+    const records: StoreRecords = {
+      format: 2,
       trustDomain,
-      bundleVersion: (previous?.bundleVersion ?? 0) + 1,
-      updatedAt: new Date(options.clock.now()).toISOString(),
+      bundleVersion: (previous?.records.bundleVersion ?? 0) + 1,
+      authorities: [rootRec, intRec],
+      rotation: null,
+      ...(o.rootLifetimeMs || o.intermediateLifetimeMs
+        ? { lifetimes: { root: o.rootLifetimeMs ?? ROOT_LIFETIME_MS, intermediate: o.intermediateLifetimeMs ?? INTERMEDIATE_LIFETIME_MS } }
+        : {}),
     };
-    this.writeState(state);
-    return { trustDomain, root, rootCertificate: root.certificate, intermediate, bundle, bundleVersion: state.bundleVersion };
+    const revision = this.commitSync(previous?.revision ?? this.#revision(), records, [
+      { id: rootRec.id, certificate: root.certificate, keyPkcs8: o.rootKeyOut ? undefined : root.keyPkcs8 },
+      { id: intRec.id, certificate: intermediate.certificate, keyPkcs8: intermediate.keyPkcs8 },
+    ]);
+    return { trustDomain, root, rootCertificate: root.certificate, intermediate, bundle: [root.certificate], bundleVersion: records.bundleVersion, revision, records };
   }
 
-  writeAuthority(certFile: string, keyFile: string, a: Authority): void {
-    // Key first: a certificate on disk without its key would be a broken store.
-    writeFileAtomic(this.path(keyFile), toPem('PRIVATE KEY', a.keyPkcs8), 0o600);
-    writeFileAtomic(this.path(certFile), toPem('CERTIFICATE', a.certificate), 0o644);
+  async read(): Promise<Versioned> {
+    return this.readSync();
   }
 
-  writeState(state: StoreState): void {
-    writeFileAtomic(this.path(StoreFiles.state), `${JSON.stringify(state, null, 2)}\n`, 0o644);
+  async commit(expectedRevision: number, records: StoreRecords, material: readonly NewMaterial[] = []): Promise<number> {
+    return this.commitSync(expectedRevision, records, material);
   }
 
-  private corrupt(file: string, why: string, cause?: unknown): TollgateError {
-    return new TollgateError(
-      'TG_STORE_CORRUPT',
-      `cannot read ${this.path(file)}: ${why}; restore it from a backup, or re-create the CA with \`tollgate ca init --force\``,
-      { cause, details: { file: this.path(file) } },
-    );
+  async certificate(id: string): Promise<Buffer> {
+    return this.certificateSync(id);
   }
 
-  private readText(file: string): string {
+  async privateKey(id: string): Promise<Buffer | undefined> {
+    return this.privateKeySync(id);
+  }
+
+  /** The records and their revision; a store from before records.json is migrated first. */
+  readSync(): Versioned {
+    if (!existsSync(this.path(StoreFiles.records))) {
+      if (existsSync(this.path(StoreFiles.legacyState)) && existsSync(this.path(StoreFiles.rootCert))) this.#migrate();
+      else throw new TollgateError('TG_STORE_MISSING', `no CA in ${this.dir}; create one with \`tollgate ca init --trust-domain TD --dir ${this.dir}\``);
+    }
+    const file = this.path(StoreFiles.records);
+    let parsed: StoreRecords & { revision: number };
     try {
-      return readFileSync(this.path(file), 'utf8');
+      parsed = JSON.parse(readFileSync(file, 'utf8')) as StoreRecords & { revision: number };
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        if (!this.exists()) {
-          throw new TollgateError('TG_STORE_MISSING', `no CA in ${this.dir}; create one with \`tollgate ca init --trust-domain TD --dir ${this.dir}\``);
+      throw this.#corrupt(StoreFiles.records, (e as Error).message, e);
+    }
+    const { revision, ...records } = parsed;
+    if (!Number.isSafeInteger(revision) || revision < 1) throw this.#corrupt(StoreFiles.records, 'it has no revision');
+    try {
+      return { revision, records: validateRecords(records) };
+    } catch (e) {
+      throw this.#corrupt(StoreFiles.records, (e as Error).message, e);
+    }
+  }
+
+  /** The current revision, 0 when there are no records yet. Cheap enough to poll. */
+  revisionSync(): number {
+    return this.#revision();
+  }
+
+  #revision(): number {
+    try {
+      const r = (JSON.parse(readFileSync(this.path(StoreFiles.records), 'utf8')) as { revision?: unknown }).revision;
+      return typeof r === 'number' ? r : 0;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw this.#corrupt(StoreFiles.records, (e as Error).message, e);
+    }
+  }
+
+  commitSync(expectedRevision: number, records: StoreRecords, material: readonly NewMaterial[] = []): number {
+    validateRecords(records);
+    mkdirSync(this.path(StoreFiles.authorities), { recursive: true, mode: 0o700 });
+    // Material first, under names no record uses yet: a crash or a lost race leaves only orphans.
+    for (const m of material) {
+      if (m.keyPkcs8) writeFileAtomic(this.#authorityPath(m.id, 'key'), toPem('PRIVATE KEY', m.keyPkcs8), 0o600);
+      writeFileAtomic(this.#authorityPath(m.id, 'crt'), toPem('CERTIFICATE', m.certificate), 0o644);
+    }
+    try {
+      return withFileLock(this.path(StoreFiles.lock), () => {
+        const current = this.#revision();
+        if (current !== expectedRevision) {
+          throw new TollgateError('TG_STORE_CONFLICT', `the CA store ${this.dir} is at revision ${current}, not ${expectedRevision}: another process changed it; re-read and retry`, {
+            details: { expected: expectedRevision, current },
+          });
         }
-        throw this.corrupt(file, 'the file is missing');
-      }
-      throw this.corrupt(file, (e as Error).message, e);
-    }
-  }
-
-  private tryReadState(): StoreState | undefined {
-    if (!existsSync(this.path(StoreFiles.state))) return undefined;
-    return this.readState();
-  }
-
-  readState(): StoreState {
-    const text = this.readText(StoreFiles.state);
-    let s: StoreState;
-    try {
-      s = JSON.parse(text) as StoreState;
+        const revision = expectedRevision + 1;
+        const before = this.#referencedIds();
+        writeFileAtomic(this.path(StoreFiles.records), `${JSON.stringify({ revision, ...records }, null, 2)}\n`, 0o644);
+        this.#writeViews(records);
+        // Authorities the records no longer hold (pruned long after they expired) lose their files.
+        const kept = new Set(records.authorities.map((a) => a.id));
+        for (const id of before) if (!kept.has(id)) for (const ext of ['crt', 'key'] as const) rmSync(this.#authorityPath(id, ext), { force: true });
+        return revision;
+      }, this.#lock);
     } catch (e) {
-      throw this.corrupt(StoreFiles.state, 'it is not valid JSON', e);
+      const kept = this.#referencedIds();
+      for (const m of material) if (!kept.has(m.id)) for (const ext of ['crt', 'key'] as const) rmSync(this.#authorityPath(m.id, ext), { force: true });
+      throw e;
     }
-    if (s?.format !== 1 || typeof s.trustDomain !== 'string' || !Number.isSafeInteger(s.bundleVersion)) {
-      throw this.corrupt(StoreFiles.state, 'it lacks format, trustDomain or bundleVersion');
-    }
-    return s;
   }
 
-  private readCert(file: string): Buffer {
-    let ders: Buffer[];
+  // Ids the current records use (a concurrent migration writes the same ids as ours).
+  #referencedIds(): Set<string> {
     try {
-      ders = pemToCertDers(this.readText(file), this.path(file));
-      for (const d of ders) parseCertificate(d);
-    } catch (e) {
-      if (e instanceof TollgateError && (e.code === 'TG_STORE_CORRUPT' || e.code === 'TG_STORE_MISSING')) throw e;
-      throw this.corrupt(file, `it is not a PEM certificate (${(e as Error).message})`, e);
+      const r = JSON.parse(readFileSync(this.path(StoreFiles.records), 'utf8')) as StoreRecords;
+      return new Set(r.authorities.map((a) => a.id));
+    } catch {
+      return new Set();
     }
-    return ders[0]!;
   }
 
-  private readKey(file: string): Buffer {
-    const text = this.readText(file);
-    const block = parsePemBlocks(text).find((b) => b.label === 'PRIVATE KEY');
-    if (!block) throw this.corrupt(file, 'it holds no PEM "PRIVATE KEY" block');
-    return block.der;
+  #writeViews(records: StoreRecords): void {
+    const act = active(records);
+    writeFileAtomic(this.path(StoreFiles.rootCert), toPem('CERTIFICATE', this.certificateSync(act.root.id)), 0o644);
+    writeFileAtomic(this.path(StoreFiles.intermediateCert), toPem('CERTIFICATE', this.certificateSync(act.intermediate.id)), 0o644);
+    for (const [a, file] of [[act.root, StoreFiles.rootKey], [act.intermediate, StoreFiles.intermediateKey]] as const) {
+      const key = a.keyInStore ? this.privateKeySync(a.id) : undefined;
+      if (key) writeFileAtomic(this.path(file), toPem('PRIVATE KEY', key), 0o600);
+      else rmSync(this.path(file), { force: true });
+    }
+    writeFileAtomic(this.path(StoreFiles.bundle), certsToPem(bundleOf(records).rootIds.map((id) => this.certificateSync(id))), 0o644);
   }
 
-  private readAuthority(certFile: string, keyFile: string): Authority {
-    const certificate = this.readCert(certFile);
-    const keyPkcs8 = this.readKey(keyFile);
+  certificateSync(id: string): Buffer {
+    const file = this.#authorityPath(id, 'crt');
+    return this.#readCert(file);
+  }
+
+  privateKeySync(id: string): Buffer | undefined {
+    const file = this.#authorityPath(id, 'key');
+    if (!existsSync(file)) return undefined;
+    return this.#readKey(file);
+  }
+
+  /** An authority with its key (TG_ROOT_KEY_MISSING when the key is not in the store). */
+  authoritySync(id: string): Authority {
+    const certificate = this.certificateSync(id);
+    const keyPkcs8 = this.privateKeySync(id);
+    if (!keyPkcs8) throw new TollgateError('TG_ROOT_KEY_MISSING', `the private key of ${id} is not in ${this.dir}; pass it with --root-key FILE`);
     try {
-      return loadAuthority({ certificate, keyPkcs8, what: `${this.path(certFile)} + ${this.path(keyFile)}` });
+      return loadAuthority({ certificate, keyPkcs8, what: this.#authorityPath(id, 'key') });
     } catch (e) {
-      throw this.corrupt(keyFile, (e as Error).message, e);
+      throw this.#corrupt(join(StoreFiles.authorities, `${id}.key`), (e as Error).message, e);
     }
   }
 
-  readBundle(): Buffer[] {
-    try {
-      const ders = pemToCertDers(this.readText(StoreFiles.bundle), this.path(StoreFiles.bundle));
-      for (const d of ders) parseCertificate(d);
-      return ders;
-    } catch (e) {
-      if (e instanceof TollgateError && (e.code === 'TG_STORE_CORRUPT' || e.code === 'TG_STORE_MISSING')) throw e;
-      throw this.corrupt(StoreFiles.bundle, (e as Error).message, e);
-    }
-  }
-
+  /** The active authorities and the bundle (for `cert issue`, the demo and the bench). */
   load(): CaMaterial {
-    const state = this.readState();
-    const trustDomain = parseTrustDomain(state.trustDomain);
-    const rootCertificate = this.readCert(StoreFiles.rootCert);
-    const root = existsSync(this.path(StoreFiles.rootKey)) ? this.readAuthority(StoreFiles.rootCert, StoreFiles.rootKey) : undefined;
-    const intermediate = this.readAuthority(StoreFiles.intermediateCert, StoreFiles.intermediateKey);
-    const bundle = this.readBundle();
-    return { trustDomain, root, rootCertificate, intermediate, bundle, bundleVersion: state.bundleVersion };
+    const { revision, records } = this.readSync();
+    const act = active(records);
+    const root = act.root.keyInStore && this.privateKeySync(act.root.id) ? this.authoritySync(act.root.id) : undefined;
+    return {
+      trustDomain: records.trustDomain,
+      root,
+      rootCertificate: this.certificateSync(act.root.id),
+      intermediate: this.authoritySync(act.intermediate.id),
+      bundle: bundleOf(records).rootIds.map((id) => this.certificateSync(id)),
+      bundleVersion: records.bundleVersion,
+      revision,
+      records,
+    };
+  }
+
+  readState(): { trustDomain: string; bundleVersion: number } {
+    const { records } = this.readSync();
+    return { trustDomain: records.trustDomain, bundleVersion: records.bundleVersion };
+  }
+
+  // A store written before records.json: root.crt (+ root.key), intermediate.crt + .key, state.json.
+  // Its two authorities become the active ones, with the same bundle version, so sidecars see no change.
+  #migrate(): void {
+    let state: { trustDomain?: unknown; bundleVersion?: unknown };
+    try {
+      state = JSON.parse(readFileSync(this.path(StoreFiles.legacyState), 'utf8')) as typeof state;
+    } catch (e) {
+      throw this.#corrupt(StoreFiles.legacyState, (e as Error).message, e);
+    }
+    if (typeof state.trustDomain !== 'string' || !Number.isSafeInteger(state.bundleVersion)) throw this.#corrupt(StoreFiles.legacyState, 'it lacks trustDomain or bundleVersion');
+    const rootCert = this.#readCert(this.path(StoreFiles.rootCert));
+    const rootKey = existsSync(this.path(StoreFiles.rootKey)) ? this.#readKey(this.path(StoreFiles.rootKey)) : undefined;
+    const intermediate = this.#readCert(this.path(StoreFiles.intermediateCert));
+    const intKey = this.#readKey(this.path(StoreFiles.intermediateKey));
+    const now = parseCertificate(intermediate).notBefore;
+    const rootRec = authorityRecord(rootCert, { kind: 'root', slot: 'active', now, keyInStore: rootKey !== undefined });
+    const intRec = authorityRecord(intermediate, { kind: 'intermediate', slot: 'active', parent: rootRec.id, now, keyInStore: true });
+    const records: StoreRecords = { format: 2, trustDomain: parseTrustDomain(state.trustDomain), bundleVersion: state.bundleVersion as number, authorities: [rootRec, intRec], rotation: null };
+    try {
+      this.commitSync(0, records, [
+        { id: rootRec.id, certificate: rootCert, keyPkcs8: rootKey },
+        { id: intRec.id, certificate: intermediate, keyPkcs8: intKey },
+      ]);
+      rmSync(this.path(StoreFiles.legacyState), { force: true });
+    } catch (e) {
+      // Another process migrated it first: its records are as good as ours.
+      if (!(e instanceof TollgateError && e.code === 'TG_STORE_CONFLICT')) throw e;
+    }
+  }
+
+  #corrupt(file: string, why: string, cause?: unknown): TollgateError {
+    const path = file.startsWith('/') ? file : this.path(file);
+    return new TollgateError('TG_STORE_CORRUPT', `cannot read ${path}: ${why}; restore it from a backup, or re-create the CA with \`tollgate ca init --force\``, {
+      cause,
+      details: { file: path },
+    });
+  }
+
+  #readText(path: string): string {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (e) {
+      throw this.#corrupt(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : (e as Error).message, e);
+    }
+  }
+
+  #readCert(path: string): Buffer {
+    const text = this.#readText(path);
+    try {
+      const [der] = pemToCertDers(text, path);
+      parseCertificate(der!);
+      return der!;
+    } catch (e) {
+      throw this.#corrupt(path, `it is not a PEM certificate (${(e as Error).message})`, e);
+    }
+  }
+
+  #readKey(path: string): Buffer {
+    const block = parsePemBlocks(this.#readText(path)).find((b) => b.label === 'PRIVATE KEY');
+    if (!block) throw this.#corrupt(path, 'it holds no PEM "PRIVATE KEY" block');
+    return block.der;
   }
 }

@@ -9,6 +9,8 @@ import { formatDuration, parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
 import { startCaWebhook, type WebhookFlags } from './ca-webhook.ts';
+import { registerCaRotate } from './ca-rotate.ts';
+import { EXIT_FAILURE } from './exit.ts';
 import { parseListen, parsePositiveInt, printJson } from './options.ts';
 
 export function registerCa(program: Command): void {
@@ -19,30 +21,50 @@ export function registerCa(program: Command): void {
     .requiredOption('--trust-domain <td>', 'trust domain, e.g. example.org (lower-case a-z 0-9 . - _)')
     .requiredOption('--dir <dir>', 'directory for the CA store (created with mode 0700)')
     .option('--force', 'replace an existing CA in DIR (every issued certificate stops being trusted)')
+    .option('--offline-root', 'keep the root key out of the store (write it to --root-key-out); intermediates are then rotated with `ca rotate intermediate --root-key FILE`')
+    .option('--root-key-out <file>', 'with --offline-root: where to write the root key (mode 0600); keep it offline')
+    .option('--root-lifetime <dur>', 'lifetime of the root, and of roots made by `ca rotate root`', '365d')
+    .option('--intermediate-lifetime <dur>', 'lifetime of intermediates (never past the root), also for rotated ones', '30d')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
-Writes root.crt root.key intermediate.crt intermediate.key bundle.pem state.json (keys mode 0600).
+Writes records.json and authorities/<id>.crt + <id>.key (keys mode 0600), plus root.crt root.key
+intermediate.crt intermediate.key bundle.pem: views of the active authorities for openssl.
 Root: ECDSA P-256, 1 year, name-constrained to the trust domain. Intermediate: 30 days, pathLen 0.
+
+With the root key in the store (the default), \`ca serve\` rotates intermediates by itself.
 
 Examples:
   $ tollgate ca init --trust-domain example.org --dir ./ca
+  $ tollgate ca init --trust-domain example.org --dir ./ca --offline-root --root-key-out /media/usb/root.key
   $ tollgate ca init --trust-domain example.org --dir ./ca --force`)
-    .action(async (o: { trustDomain: string; dir: string; force?: boolean; json?: boolean }) => {
+    .action(async (o: { trustDomain: string; dir: string; force?: boolean; json?: boolean; offlineRoot?: boolean; rootKeyOut?: string; rootLifetime: string; intermediateLifetime: string }) => {
+      if (!!o.offlineRoot !== !!o.rootKeyOut) throw new TollgateError('TG_USAGE', '--offline-root and --root-key-out FILE go together');
       const { DirectoryStore, StoreFiles } = await import('../ca/store.ts');
       const store = new DirectoryStore({ dir: o.dir });
-      const m = await store.init({ trustDomain: o.trustDomain, clock: systemClock, force: !!o.force });
+      const m = await store.init({
+        trustDomain: o.trustDomain,
+        clock: systemClock,
+        force: !!o.force,
+        rootKeyOut: o.rootKeyOut,
+        rootLifetimeMs: parseDuration(o.rootLifetime, '--root-lifetime'),
+        intermediateLifetimeMs: parseDuration(o.intermediateLifetime, '--intermediate-lifetime'),
+      });
       const out = {
         trust_domain: m.trustDomain,
         dir: o.dir,
         root_not_after: new Date(m.root!.parsed.notAfter).toISOString(),
         intermediate_not_after: new Date(m.intermediate.parsed.notAfter).toISOString(),
         bundle_version: m.bundleVersion,
-        files: [StoreFiles.rootCert, StoreFiles.rootKey, StoreFiles.intermediateCert, StoreFiles.intermediateKey, StoreFiles.bundle].map((f) => join(o.dir, f)),
+        root_key: o.rootKeyOut ?? join(o.dir, StoreFiles.rootKey),
+        automatic_rotation: !o.rootKeyOut,
+        files: [StoreFiles.records, StoreFiles.rootCert, ...(o.rootKeyOut ? [] : [StoreFiles.rootKey]), StoreFiles.intermediateCert, StoreFiles.intermediateKey, StoreFiles.bundle].map((f) => join(o.dir, f)),
       };
       if (o.json) printJson(out);
       else {
         process.stdout.write(`created CA for trust domain ${out.trust_domain} in ${o.dir}\n`);
         process.stdout.write(`  root          valid until ${out.root_not_after}\n  intermediate  valid until ${out.intermediate_not_after}\n`);
+        if (o.rootKeyOut) process.stdout.write(`  root key      written to ${o.rootKeyOut} (not in the store): keep it offline; rotate intermediates with \`tollgate ca rotate intermediate --dir ${o.dir} --root-key ${o.rootKeyOut}\`\n`);
+        else process.stdout.write('  intermediates rotate automatically in `ca serve` (prepared at 1/2 of their life, active at 2/3)\n');
         process.stdout.write(`next: tollgate ca serve --dir ${o.dir}   or   tollgate cert issue --ca-dir ${o.dir} --spiffe-id spiffe://${out.trust_domain}/ns/NS/sa/SA --out PREFIX\n`);
       }
     });
@@ -52,7 +74,7 @@ Examples:
     .requiredOption('--dir <dir>', 'CA store directory (from `tollgate ca init`)')
     .option('--listen <addr>', 'gRPC address HOST:PORT', '0.0.0.0:8443')
     .option('--admin <addr>', 'admin address for /healthz /readyz /metrics', '127.0.0.1:15021')
-    .option('--spiffe-id <id>', "the CA's own SPIFFE ID (default spiffe://<td>/ns/tollgate-system/sa/tollgate-ca)")
+    .option('--spiffe-id <id>', "the CA's own SPIFFE ID, under /tollgate/ (default spiffe://<td>/tollgate/ca)")
     .option('--default-ttl <dur>', 'SVID lifetime when a client asks for none', '1h')
     .option('--max-ttl <dur>', 'longest SVID lifetime the CA grants', '24h')
     .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
@@ -71,6 +93,9 @@ Examples:
     .option('--webhook-ip-sans <ips>', "IP addresses of the webhook's serving certificate, comma-separated")
     .option('--injector-config <file>', 'the injector config (ConfigMap tollgate-injector, key config.yaml)')
     .option('--namespace <ns>', "the CA's own namespace, never injected (default: the pod's namespace, else tollgate-system)")
+    .option('--no-auto-rotate', 'never rotate intermediates automatically (default: rotate when the root key is in the store)')
+    .option('--store-poll <dur>', 'how often to re-read the store revision (changes are also watched)', '5s')
+    .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: half of --max-ttl)')
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
 renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
@@ -86,7 +111,7 @@ Examples:
   $ tollgate ca serve --dir /var/lib/tollgate --k8s-api-server https://kubernetes.default.svc
   $ tollgate ca serve --dir /etc/tollgate/ca --webhook-listen 0.0.0.0:9443 --injector-config /etc/tollgate/injector/config.yaml \\
       --webhook-dns-names tollgate-ca.tollgate-system.svc,tollgate-ca.tollgate-system.svc.cluster.local`)
-    .action(async (o: Record<string, string | undefined> & { dir: string }) => {
+    .action(async (o: Record<string, string | undefined> & { dir: string; autoRotate?: boolean }) => {
       const logger = createLogger({ base: { component: 'ca' } });
       const listen = parseListen(o.listen!, '0.0.0.0', '--listen');
       const admin = parseListen(o.admin!, '127.0.0.1', '--admin');
@@ -116,6 +141,10 @@ Examples:
           perIdentity: { perSecond: perIdentityMin / 60, burst: Math.max(1, Math.ceil(perIdentityMin / 3)) },
         },
         attestors,
+        // Commander's --no-auto-rotate: true unless given; true means "when the root key is in the store".
+        ...(o.autoRotate === false ? { autoRotate: false } : {}),
+        pollMs: parseDuration(o.storePoll!, '--store-poll'),
+        ...(o.staleAfter ? { staleAfterMs: parseDuration(o.staleAfter, '--stale-after') } : {}),
       });
       let webhook: Awaited<ReturnType<typeof startCaWebhook>> = null;
       try {
@@ -134,6 +163,40 @@ Examples:
       process.once('SIGINT', () => stop('SIGINT'));
     });
 
+  registerCaRotate(ca);
+
+  ca.command('status')
+    .description('every authority (slot, serial, not-after, time left), the rotation in progress, and sidecar convergence')
+    .option('--dir <dir>', 'CA store directory (read directly)')
+    .option('--ca-admin <addr>', 'admin address HOST:PORT of a running `ca serve`: adds sidecar convergence')
+    .option('--json', 'print the status as JSON (the same document as GET /status on the admin port)')
+    .addHelpText('after', `
+Exit 0, or 1 when an active authority is inside its warning window (the last third of its life) or
+expired, so it can run from cron; 2 on bad usage.
+
+Examples:
+  $ tollgate ca status --dir ./ca
+  $ tollgate ca status --ca-admin 127.0.0.1:15021 --json
+  $ tollgate ca status --dir ./ca --ca-admin 127.0.0.1:15021`)
+    .action(async (o: { dir?: string; caAdmin?: string; json?: boolean }) => {
+      if (!o.dir && !o.caAdmin) throw new TollgateError('TG_USAGE', 'say where the CA is: --dir DIR (its store) and/or --ca-admin HOST:PORT (a running `ca serve`)');
+      const { fetchCaStatus, formatStatus, needsAction, statusFromStore } = await import('../ca/status.ts');
+      let status;
+      try {
+        status = o.caAdmin ? await fetchCaStatus(o.caAdmin) : undefined;
+      } catch (e) {
+        if (!o.dir) throw e;
+        process.stderr.write(`tollgate: ${(e as Error).message}; showing the store alone\n`);
+      }
+      if (!status) {
+        const { DirectoryStore } = await import('../ca/store.ts');
+        status = statusFromStore(new DirectoryStore({ dir: o.dir! }), systemClock.now());
+      }
+      if (o.json) printJson(status);
+      else process.stdout.write(formatStatus(status));
+      if (needsAction(status)) process.exitCode = EXIT_FAILURE;
+    });
+
   const token = ca.command('token').description('join tokens for workloads outside Kubernetes');
   token
     .command('create')
@@ -149,12 +212,9 @@ Examples:
   $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web
   $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/vm/billing --ttl 1h --json`)
     .action(async (o: { dir: string; spiffeId: string; ttl: string; json?: boolean }) => {
-      const [{ DirectoryStore, StoreFiles }, { JoinTokenAttestor }] = await Promise.all([import('../ca/store.ts'), import('../ca/attestation/join-token.ts')]);
-      const store = new DirectoryStore({ dir: o.dir });
-      const { trustDomain } = store.readState();
+      const { createJoinToken } = await import('../ca/local-issue.ts');
       const ttlMs = parseDuration(o.ttl, '--ttl');
-      const att = new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock: systemClock, trustDomain });
-      const t = att.create({ spiffeId: o.spiffeId, ttlMs });
+      const t = createJoinToken({ dir: o.dir, spiffeId: o.spiffeId, ttlMs, clock: systemClock });
       if (o.json) printJson({ token: t.token, spiffe_id: o.spiffeId, expires_at: new Date(t.expiresAt).toISOString() });
       else process.stdout.write(`${t.token}\n# single use, for ${o.spiffeId}, expires in ${formatDuration(ttlMs)}\n`);
     });

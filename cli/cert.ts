@@ -68,4 +68,29 @@ Examples:
       else process.stdout.write(formatInspection(inspection));
       if (inspection.verification.checked && !inspection.verification.ok) process.exitCode = EXIT_FAILURE;
     });
+
+  cert
+    .command('expiry')
+    .description('exit non-zero when any certificate of a file or a served chain is inside its warning window or expired')
+    .argument('<target>', 'a PEM/DER file (every certificate in it is checked), or HOST:PORT of a TLS server (its whole chain)')
+    .option('--warn <share>', "the warning window: the last N% of each certificate's life", '33%')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Exit 0 every certificate is fine, 1 one is inside its warning window, expired or not yet valid
+(or the server cannot be reached), 2 bad input (unreadable file, not a certificate, bad --warn).
+
+Examples:
+  $ tollgate cert expiry ./ca/root.crt
+  $ tollgate cert expiry ./ca/intermediate.crt --warn 50%
+  $ tollgate cert expiry 127.0.0.1:8443 --json      # the CA's serving chain`)
+    .action(async (target: string, o: { warn: string; json?: boolean }) => {
+      const [{ checkExpiry, formatExpiry, parseWarn }, { fetchPeerChain, loadCertificateFile, parseTarget }] = await Promise.all([import('../pki/expiry.ts'), import('../pki/inspect.ts')]);
+      const warn = parseWarn(o.warn);
+      const t = parseTarget(target);
+      const chain = t.kind === 'file' ? loadCertificateFile(t.path) : await fetchPeerChain(`${t.host}:${t.port}`);
+      const report = checkExpiry(chain, { target, now: systemClock.now(), warn });
+      if (o.json) printJson(report);
+      else process.stdout.write(formatExpiry(report));
+      if (report.state !== 'ok') process.exitCode = EXIT_FAILURE;
+    });
 }

@@ -11,6 +11,7 @@ const BAD_INPUT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'TG_CERT_INVALID',
   'TG_ANNOTATION_INVALID',
   'TG_POD_INVALID',
+  'TG_RESERVED_ID',
 ]);
 
 export const EXIT_OK = 0;

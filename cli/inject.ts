@@ -24,7 +24,7 @@ export function registerInject(program: Command, version: string): void {
     .option('--injector-config <file>', 'the injector config (config.yaml of ConfigMap tollgate-injector) instead of the flags below')
     .option('--trust-domain <td>', "the mesh's trust domain (default: the one the bundle's root names)")
     .option('--ca-address <addr>', "the CA's gRPC address HOST:PORT", 'tollgate-ca.tollgate-system.svc:8443')
-    .option('--ca-spiffe-id <id>', "the CA's SPIFFE ID (default spiffe://<td>/ns/tollgate-system/sa/tollgate-ca)")
+    .option('--ca-spiffe-id <id>', "the CA's SPIFFE ID (default spiffe://<td>/tollgate/ca)")
     .option('--image <image>', 'the Tollgate image', `ghcr.io/tollgate/tollgate:${version}`)
     .option('--capture <mode>', 'iptables (redirect the inbound ports to the sidecar) or none', 'iptables')
     .option('--no-native-sidecar', 'clusters older than 1.29: the sidecar as the first regular container with a postStart wait')

@@ -21,6 +21,15 @@ export const systemClock: Clock = {
   },
 };
 
+/** The system clock, but its timers keep the process alive: for a command that waits (`ca rotate`). */
+export const waitingClock: Clock = {
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
 interface PendingTimer {
   at: number;
   seq: number;

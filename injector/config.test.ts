@@ -40,7 +40,7 @@ test("the contract's example parses into a frozen config", () => {
 
 test('defaults: only trustDomain, caAddress and image are required', () => {
   const c = parse('trustDomain: example.org\ncaAddress: "[fd00::1]:8443"\nimage: tollgate:dev\n');
-  assert.equal(c.caSpiffeId, 'spiffe://example.org/ns/tollgate-system/sa/tollgate-ca');
+  assert.equal(c.caSpiffeId, 'spiffe://example.org/tollgate/ca');
   assert.equal(c.caAddress, '[fd00::1]:8443');
   assert.equal(c.imagePullPolicy, 'IfNotPresent');
   assert.equal(c.nativeSidecar, true);
@@ -103,7 +103,7 @@ test('examples/injector.yaml parses and documents every key', async () => {
   const path = new URL('../examples/injector.yaml', import.meta.url);
   const text = readFileSync(path, 'utf8');
   const c = parse(text);
-  assert.equal(c.caSpiffeId, 'spiffe://cluster.local/ns/tollgate-system/sa/tollgate-ca');
+  assert.equal(c.caSpiffeId, 'spiffe://cluster.local/tollgate/ca');
   for (const key of ['trustDomain', 'caAddress', 'caSpiffeId', 'image', 'imagePullPolicy', 'nativeSidecar', 'capture', 'tokenExpirationSeconds', 'logLevel', 'resources', 'requests', 'limits']) {
     assert.match(text, new RegExp(`^\\s*${key}:`, 'm'), key);
   }

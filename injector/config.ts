@@ -7,7 +7,7 @@ import { formatHostPort, parseHostPort } from '../common/address.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Level } from '../common/log.ts';
 import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
-import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
+import { caSpiffeId as reservedCaId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
 
 export type Capture = 'iptables' | 'none';
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
@@ -43,7 +43,6 @@ export interface InjectorConfigOptions {
 export const DEFAULT_SYSTEM_NAMESPACE = 'tollgate-system';
 
 const DEFAULTS = Object.freeze({
-  caSpiffePath: '/ns/tollgate-system/sa/tollgate-ca',
   imagePullPolicy: 'IfNotPresent' as PullPolicy,
   nativeSidecar: true,
   capture: 'iptables' as Capture,
@@ -70,7 +69,7 @@ const schema = {
   properties: {
     trustDomain: str('the trust domain of the mesh, e.g. cluster.local'),
     caAddress: str("the CA's gRPC address as HOST:PORT, e.g. tollgate-ca.tollgate-system.svc:8443"),
-    caSpiffeId: str("the CA's SPIFFE ID, e.g. spiffe://cluster.local/ns/tollgate-system/sa/tollgate-ca"),
+    caSpiffeId: str("the CA's SPIFFE ID, e.g. spiffe://cluster.local/tollgate/ca"),
     image: str('the Tollgate image, e.g. ghcr.io/tollgate/tollgate:0.1.0'),
     imagePullPolicy: { type: 'string', enum: ['Always', 'IfNotPresent', 'Never'], description: 'Always, IfNotPresent or Never' },
     nativeSidecar: { type: 'boolean', description: 'true or false' },
@@ -111,7 +110,7 @@ function build(raw: Raw, source: string, options: InjectorConfigOptions, bad: Ba
   }
   const address = parseHostPort(raw.caAddress, { allowPortZero: false });
   if ('problem' in address) throw bad(['caAddress'], address.problem);
-  const caSpiffeId = typeof raw['caSpiffeId'] === 'string' ? raw['caSpiffeId'] : `spiffe://${trustDomain}${DEFAULTS.caSpiffePath}`;
+  const caSpiffeId = typeof raw['caSpiffeId'] === 'string' ? raw['caSpiffeId'] : reservedCaId(trustDomain);
   let td: string;
   try {
     td = parseWorkloadId(caSpiffeId).trustDomain;

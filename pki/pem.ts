@@ -1,4 +1,5 @@
 // PEM <-> DER. Certificates travel as DER on the wire (gRPC) and as PEM on disk.
+import { readFileSync } from 'node:fs';
 import { TollgateError } from '../common/errors.ts';
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END \1-----/g;
@@ -39,4 +40,17 @@ export function readCertificates(data: Buffer, what = 'input'): Buffer[] {
   if (head.includes('-----BEGIN')) return pemToCertDers(data.toString('utf8'), what);
   if (data[0] === 0x30) return [data];
   throw new TollgateError('TG_CERT_INVALID', `${what} is neither PEM nor DER`);
+}
+
+/** The PKCS#8 DER of the first "PRIVATE KEY" block of a PEM file (e.g. an offline root key). */
+export function readPrivateKeyFile(path: string): Buffer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new TollgateError('TG_CERT_INVALID', `cannot read key file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const block = parsePemBlocks(text).find((b) => b.label === 'PRIVATE KEY');
+  if (!block) throw new TollgateError('TG_CERT_INVALID', `${path} holds no PEM "PRIVATE KEY" block (PKCS#8)`);
+  return block.der;
 }

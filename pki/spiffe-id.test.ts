@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kubernetesSpiffeId, parseSpiffeId, parseTrustDomain, parseWorkloadId } from './spiffe-id.ts';
+import { caSpiffeId, isReservedId, kubernetesSpiffeId, parseSpiffeId, parseTrustDomain, parseWorkloadId, refuseReservedId } from './spiffe-id.ts';
+import fc from 'fast-check';
 import { TollgateError } from '../common/errors.ts';
 
 const accepts: Array<[string, string, string]> = [
@@ -76,4 +77,15 @@ test('trust domains: bare names and trust-domain IDs', () => {
 test('kubernetes form', () => {
   assert.equal(kubernetesSpiffeId('cluster.local', 'shop', 'web').id, 'spiffe://cluster.local/ns/shop/sa/web');
   assert.throws(() => kubernetesSpiffeId('cluster.local', 'sh/op', 'web'));
+});
+
+test('reserved IDs: everything under /tollgate/ (the CA is spiffe://<td>/tollgate/ca), nothing a Kubernetes name can make', () => {
+  assert.equal(caSpiffeId('example.org'), 'spiffe://example.org/tollgate/ca');
+  for (const id of ['spiffe://td/tollgate', 'spiffe://td/tollgate/ca', 'spiffe://td/tollgate/a/b']) assert.equal(isReservedId(id), true, id);
+  for (const id of ['spiffe://td/tollgatex', 'spiffe://td/ns/tollgate/sa/ca', 'spiffe://td/Tollgate/ca', 'spiffe://td/x/tollgate']) assert.equal(isReservedId(id), false, id);
+  assert.throws(() => refuseReservedId(parseSpiffeId('spiffe://td/tollgate/ca'), 'a test'), (e: unknown) => e instanceof TollgateError && e.code === 'TG_RESERVED_ID' && /a test asks for spiffe:\/\/td\/tollgate\/ca/.test(e.message));
+  // Kubernetes attestation makes only ns/<ns>/sa/<sa>: no namespace or service account reaches /tollgate/.
+  const name = fc.stringMatching(/^[a-z0-9]([-a-z0-9.]{0,20}[a-z0-9])?$/);
+  fc.assert(fc.property(name, name, (ns, sa) => !isReservedId(kubernetesSpiffeId('td', ns, sa))));
+  assert.equal(isReservedId(kubernetesSpiffeId('td', 'tollgate', 'ca')), false);
 });

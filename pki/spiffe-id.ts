@@ -102,6 +102,31 @@ export function kubernetesSpiffeId(trustDomain: string, namespace: string, servi
   return parseWorkloadId(`${SCHEME}${parseTrustDomain(trustDomain)}/ns/${namespace}/sa/${serviceAccount}`);
 }
 
+/**
+ * Everything under /tollgate/ is reserved for Tollgate itself (PRODUCT.md §3 "Reserved identities"):
+ * no attestor, join token or `cert issue` ever issues it, so holding a workload identity can never
+ * make a process the CA. It lies outside the ns/<ns>/sa/<sa> form Kubernetes attestation produces.
+ */
+export const RESERVED_PATH = '/tollgate';
+
+/** The CA's own SPIFFE ID: spiffe://<td>/tollgate/ca. */
+export function caSpiffeId(trustDomain: string): string {
+  return `${SCHEME}${parseTrustDomain(trustDomain)}${RESERVED_PATH}/ca`;
+}
+
+export function isReservedId(id: SpiffeId | string): boolean {
+  const path = typeof id === 'string' ? parseSpiffeId(id).path : id.path;
+  return path === RESERVED_PATH || path.startsWith(`${RESERVED_PATH}/`);
+}
+
+/** Throws TG_RESERVED_ID when `id` is reserved; `what` says who asked (e.g. "a join token"). */
+export function refuseReservedId(id: SpiffeId, what: string): SpiffeId {
+  if (!isReservedId(id)) return id;
+  throw new TollgateError('TG_RESERVED_ID', `${what} asks for ${id.id}, which is reserved for Tollgate itself (everything under ${RESERVED_PATH}/ is never issued to a workload); use a workload ID such as spiffe://${id.trustDomain}/ns/NS/sa/SA`, {
+    details: { spiffe_id: id.id },
+  });
+}
+
 export function trustDomainId(trustDomain: string): string {
   return `${SCHEME}${parseTrustDomain(trustDomain)}`;
 }

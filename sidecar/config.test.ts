@@ -91,7 +91,7 @@ test('parseSidecarConfig: defaults', () => {
   assert.deepEqual(parse(MIN), {
     source: SOURCE,
     trustDomain: 'example.org',
-    ca: { address: { host: '127.0.0.1', port: 8443 }, spiffeId: 'spiffe://example.org/ns/tollgate-system/sa/tollgate-ca', bundleFile: '/etc/tollgate/bundle.pem' },
+    ca: { address: { host: '127.0.0.1', port: 8443 }, spiffeId: 'spiffe://example.org/tollgate/ca', bundleFile: '/etc/tollgate/bundle.pem' },
     attestation: { kind: 'join', token: 'tgjoin.abc' },
     svid: { ttlMs: 3_600_000 },
     inbound: [],

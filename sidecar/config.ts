@@ -95,7 +95,7 @@ export interface ParseSidecarConfigOptions {
 }
 
 const DEFAULTS = Object.freeze({
-  caSpiffePath: '/ns/tollgate-system/sa/tollgate-ca',
+  caSpiffePath: '/tollgate/ca',
   svidTtl: '1h',
   appHost: '127.0.0.1',
   tlsMinVersion: 'TLSv1.3',
@@ -122,7 +122,7 @@ const schema = section(
     trustDomain: str('the trust domain of this workload, e.g. example.org'),
     ca: section({
       address: str("the CA's gRPC address as HOST:PORT, e.g. tollgate-ca.tollgate-system.svc:8443"),
-      spiffeId: str("the CA's SPIFFE ID, e.g. spiffe://example.org/ns/tollgate-system/sa/tollgate-ca"),
+      spiffeId: str("the CA's SPIFFE ID, e.g. spiffe://example.org/tollgate/ca"),
       bundleFile: str("a PEM file with the CA's roots, e.g. the bundle.pem written by `tollgate ca init`"),
       bundlePem: str("the CA's roots as PEM text (the content of bundle.pem)"),
     }, ['address'], 'a "ca" section with address (HOST:PORT) and bundleFile (or bundlePem)'),

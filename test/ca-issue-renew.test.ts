@@ -1,40 +1,28 @@
 // A real CA process: join-token issue, then renewal over mTLS with that SVID; every issued chain is
 // checked by the openssl CLI, not by our own parser.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { certsToPem } from '../pki/pem.ts';
-import { createJoinToken, initCa, newKey, startCa, type RunningTestCa } from './helpers/ca-fixture.ts';
-import { httpGet, run, tempDir } from './helpers/procs.ts';
+import { caForFile, createJoinToken, newKey } from './helpers/ca-fixture.ts';
+import { httpGet, run } from './helpers/procs.ts';
 
 const WEB = 'spiffe://example.org/ns/shop/sa/web';
-let tmp: ReturnType<typeof tempDir>;
-let ca: RunningTestCa;
-
-before(async () => {
-  tmp = tempDir();
-  initCa(join(tmp.dir, 'ca'));
-  ca = await startCa(join(tmp.dir, 'ca'));
-});
-
-after(async () => {
-  await ca?.stop();
-  tmp?.cleanup();
-});
+const file = caForFile();
 
 /** Check one issued chain with openssl: verify, and every leaf profile item of PRODUCT.md §3. */
 function opensslChecks(chain: Buffer[], name: string, spiffeId: string): string {
-  const crt = join(tmp.dir, `${name}.crt`);
-  const leafOnly = join(tmp.dir, `${name}-leaf.crt`);
-  const inter = join(tmp.dir, `${name}-int.crt`);
+  const crt = join(file.tmp, `${name}.crt`);
+  const leafOnly = join(file.tmp, `${name}-leaf.crt`);
+  const inter = join(file.tmp, `${name}-int.crt`);
   writeFileSync(crt, certsToPem(chain));
   writeFileSync(leafOnly, certsToPem([chain[0]!]));
   writeFileSync(inter, certsToPem(chain.slice(1)));
-  const v = run('openssl', ['verify', '-CAfile', join(ca.dir, 'root.crt'), '-untrusted', inter, leafOnly]);
+  const v = run('openssl', ['verify', '-CAfile', join(file.ca.dir, 'root.crt'), '-untrusted', inter, leafOnly]);
   assert.equal(v.code, 0, v.stderr);
   assert.match(v.stdout, /: OK/);
-  const purpose = run('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', join(ca.dir, 'root.crt'), '-untrusted', inter, leafOnly]);
+  const purpose = run('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', join(file.ca.dir, 'root.crt'), '-untrusted', inter, leafOnly]);
   assert.equal(purpose.code, 0, purpose.stderr);
   const text = run('openssl', ['x509', '-in', leafOnly, '-noout', '-text']).stdout;
   assert.match(text, /Version: 3/);
@@ -61,26 +49,26 @@ function opensslChecks(chain: Buffer[], name: string, spiffeId: string): string 
 }
 
 test('join token issue, then renewal over mTLS keeps the attested identity', async () => {
-  const token = createJoinToken(ca.dir, WEB);
+  const token = createJoinToken(file.ca.dir, WEB);
   const k = newKey();
-  const first = await ca.client().issue({ csr: k.csr, token });
+  const first = await file.ca.client().issue({ csr: k.csr, token });
   assert.equal(first.spiffeId, WEB);
   assert.equal(first.certChain.length, 2);
   const serial1 = opensslChecks(first.certChain, 'first', WEB);
-  const na = run('openssl', ['x509', '-noout', '-enddate', '-in', join(tmp.dir, 'first-leaf.crt')]).stdout;
+  const na = run('openssl', ['x509', '-noout', '-enddate', '-in', join(file.tmp, 'first-leaf.crt')]).stdout;
   const lifetime = Date.parse(/notAfter=(.*)/.exec(na)![1]!) - Date.now();
   assert.ok(lifetime > 3500_000 && lifetime <= 3600_000, `default TTL 1h, got ${lifetime} ms`);
 
   // Renewal: present the SVID over mTLS, no token. The CSR is for a new key.
   const k2 = newKey();
-  const renewer = ca.client({ certChainPem: certsToPem(first.certChain), keyPem: k.keyPem });
+  const renewer = file.ca.client({ certChainPem: certsToPem(first.certChain), keyPem: k.keyPem });
   const second = await renewer.issue({ csr: k2.csr, ttlSeconds: 600, report: { bundle_version: first.bundleVersion, serial: serial1 } });
   assert.equal(second.spiffeId, WEB);
   const serial2 = opensslChecks(second.certChain, 'second', WEB);
   assert.notEqual(serial1, serial2);
   assert.ok(second.expiresAt - Date.now() / 1000 <= 601);
 
-  const lines = ca.auditLines().filter((l) => l.event === 'svid_issued');
+  const lines = file.ca.auditLines().filter((l) => l.event === 'svid_issued');
   assert.deepEqual(lines.map((l) => l.attestation), ['join_token', 'svid']);
   assert.equal(lines[0]!.serial, serial1.toLowerCase());
   for (const l of lines) {
@@ -90,17 +78,17 @@ test('join token issue, then renewal over mTLS keeps the attested identity', asy
 });
 
 test('TTL requests above the maximum are capped at 24h', async () => {
-  const token = createJoinToken(ca.dir, WEB);
-  const res = await ca.client().issue({ csr: newKey().csr, token, ttlSeconds: 7 * 24 * 3600 });
+  const token = createJoinToken(file.ca.dir, WEB);
+  const res = await file.ca.client().issue({ csr: newKey().csr, token, ttlSeconds: 7 * 24 * 3600 });
   const life = res.expiresAt - Date.now() / 1000;
   assert.ok(life <= 24 * 3600 + 1 && life > 24 * 3600 - 60, `capped lifetime, got ${life}s`);
 });
 
 test('GetBundle and WatchBundle serve the roots of bundle.pem', async () => {
-  const client = ca.client();
+  const client = file.ca.client();
   const b = await client.getBundle();
   assert.equal(b.trustDomain, 'example.org');
-  assert.deepEqual(b.roots, ca.roots);
+  assert.deepEqual(b.roots, file.ca.roots);
   const watched = await new Promise<number>((resolve, reject) => {
     const cancel = client.watchBundle(undefined, (x) => {
       cancel();
@@ -112,22 +100,22 @@ test('GetBundle and WatchBundle serve the roots of bundle.pem', async () => {
 
 test('the CA proves its own SPIFFE ID; a client expecting another ID refuses it', async () => {
   const { connectCa } = await import('../pki/ca-connect.ts');
-  const wrong = connectCa({ address: `127.0.0.1:${ca.grpcPort}`, roots: ca.roots, serverId: 'spiffe://example.org/ns/evil/sa/ca', deadlineMs: 3000 });
+  const wrong = connectCa({ address: `127.0.0.1:${file.ca.grpcPort}`, roots: file.ca.roots, serverId: 'spiffe://example.org/ns/evil/sa/ca', deadlineMs: 3000 });
   await assert.rejects(wrong.getBundle(), (e: Error & { code?: string }) => e.code === 'TG_UNAVAILABLE');
   wrong.close();
-  const s = run('openssl', ['s_client', '-connect', `127.0.0.1:${ca.grpcPort}`, '-alpn', 'h2', '-CAfile', join(ca.dir, 'root.crt'), '-showcerts'], { input: '' });
+  const s = run('openssl', ['s_client', '-connect', `127.0.0.1:${file.ca.grpcPort}`, '-alpn', 'h2', '-CAfile', join(file.ca.dir, 'root.crt'), '-showcerts'], { input: '' });
   assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
-  assert.match(run('openssl', ['x509', '-noout', '-ext', 'subjectAltName'], { input: s.stdout }).stdout, /URI:spiffe:\/\/example\.org\/ns\/tollgate-system\/sa\/tollgate-ca/);
+  assert.match(run('openssl', ['x509', '-noout', '-ext', 'subjectAltName'], { input: s.stdout }).stdout, /URI:spiffe:\/\/example\.org\/tollgate\/ca/);
 });
 
 test('admin endpoints: healthz, readyz, metrics', async () => {
-  const base = `http://127.0.0.1:${ca.adminPort}`;
+  const base = `http://127.0.0.1:${file.ca.adminPort}`;
   assert.equal((await httpGet(`${base}/healthz`)).status, 200);
   const ready = await httpGet(`${base}/readyz`);
   assert.equal(ready.status, 200, ready.body);
   const m = await httpGet(`${base}/metrics`);
   assert.match(m.body, /tollgate_ca_issued_total\{attestation="join_token"\} \d+/);
-  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{slot="intermediate"\} \d+/);
-  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{slot="root"\} \d+/);
+  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{kind="intermediate",slot="active"\} \d+/);
+  assert.match(m.body, /tollgate_authority_expiry_timestamp_seconds\{kind="root",slot="active"\} \d+/);
   assert.doesNotMatch(m.body, /spiffe:\/\//, 'no SPIFFE ID as a label');
 });

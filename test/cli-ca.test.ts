@@ -85,17 +85,40 @@ test('bad input: exit codes and messages that say what to do', () => {
   assert.equal(tollgate(['cert', 'inspect', `${T}/does-not-exist.crt`]).code, 2);
 });
 
+test('reserved IDs: cert issue and token create refuse anything under /tollgate/ (exit 2), and audit it', () => {
+  const dir = `${T}/ca-reserved`;
+  assert.equal(tollgate(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir]).code, 0);
+  for (const id of ['spiffe://example.org/tollgate/ca', 'spiffe://example.org/tollgate/x']) {
+    const issue = tollgate(['cert', 'issue', '--ca-dir', dir, '--spiffe-id', id, '--out', `${T}/reserved`]);
+    assert.equal(issue.code, 2, issue.stderr);
+    assert.match(issue.stderr, /TG_RESERVED_ID: `cert issue` asks for .* reserved for Tollgate itself/);
+    const token = tollgate(['ca', 'token', 'create', '--dir', dir, '--spiffe-id', id]);
+    assert.equal(token.code, 2, token.stderr);
+    assert.match(token.stderr, /TG_RESERVED_ID/);
+  }
+  assert.equal(existsSync(`${T}/reserved.crt`), false);
+  const audit = readFileSync(`${dir}/audit.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(audit.map((l) => `${l.event} ${l.code}`), ['svid_refused TG_RESERVED_ID', 'join_token_refused TG_RESERVED_ID', 'svid_refused TG_RESERVED_ID', 'join_token_refused TG_RESERVED_ID']);
+});
+
 test('a corrupt store file is named in the error', () => {
   const dir = `${T}/corrupt`;
   assert.equal(tollgate(['ca', 'init', '--trust-domain', 'example.org', '--dir', dir]).code, 0);
-  writeFileSync(join(dir, 'intermediate.key'), 'not a key');
+  // intermediate.key is a view for openssl; Tollgate reads the authority's own key file.
+  const records = JSON.parse(readFileSync(join(dir, 'records.json'), 'utf8')) as { authorities: Array<{ id: string; kind: string; slot: string }> };
+  const int = records.authorities.find((a) => a.kind === 'intermediate' && a.slot === 'active')!;
+  writeFileSync(join(dir, 'authorities', `${int.id}.key`), 'not a key');
   const r = tollgate(['cert', 'issue', '--ca-dir', dir, '--spiffe-id', WEB, '--out', `${T}/c`]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /TG_STORE_CORRUPT: cannot read .*intermediate\.key/);
+  assert.match(r.stderr, new RegExp(`TG_STORE_CORRUPT: cannot read .*authorities/${int.id}\\.key`));
+  writeFileSync(join(dir, 'records.json'), '{"revision": 3, "format": 2');
+  const r2 = tollgate(['cert', 'issue', '--ca-dir', dir, '--spiffe-id', WEB, '--out', `${T}/c`]);
+  assert.equal(r2.code, 1);
+  assert.match(r2.stderr, /TG_STORE_CORRUPT: cannot read .*records\.json/);
 });
 
 test('every command has --help with examples', () => {
-  for (const cmd of [[], ['ca', 'init'], ['ca', 'serve'], ['ca', 'token', 'create'], ['cert', 'issue'], ['cert', 'inspect']]) {
+  for (const cmd of [[], ['ca', 'init'], ['ca', 'serve'], ['ca', 'token', 'create'], ['ca', 'rotate'], ['ca', 'status'], ['cert', 'issue'], ['cert', 'inspect'], ['cert', 'expiry']]) {
     const r = tollgate([...cmd, '--help']);
     assert.equal(r.code, 0, cmd.join(' '));
     assert.match(r.stdout, /Examples:/, cmd.join(' '));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../common/clock.ts';
 import { TollgateError } from '../../common/errors.ts';
 import { writeFileAtomic } from '../../common/files.ts';
-import { parseWorkloadId } from '../../pki/spiffe-id.ts';
+import { parseWorkloadId, refuseReservedId } from '../../pki/spiffe-id.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
 
 export const JOIN_TOKEN_PREFIX = 'tgjoin.';
@@ -42,7 +42,7 @@ export class JoinTokenAttestor implements Attestor {
 
   /** Create a single-use token for `spiffeId`, valid for `ttlMs`. Returns the token (shown once). */
   create(options: { spiffeId: string; ttlMs: number }): { token: string; expiresAt: number } {
-    const id = parseWorkloadId(options.spiffeId);
+    const id = refuseReservedId(parseWorkloadId(options.spiffeId), 'a join token');
     if (id.trustDomain !== this.#trustDomain) {
       throw new TollgateError('TG_SPIFFE_ID_INVALID', `${id.id} is not in this CA's trust domain ${this.#trustDomain}`);
     }
@@ -65,6 +65,10 @@ export class JoinTokenAttestor implements Attestor {
     const h = hashToken(token);
     const live = join(this.#dir, `${h}.json`);
     const used = join(this.#dir, `${h}.used`);
+    // A record naming a reserved ID (written by hand or by an old version) is refused before the
+    // token is consumed, so nothing about it changes.
+    const pending = this.#readRecord(live);
+    if (pending) refuseReservedId(parseWorkloadId(pending.spiffe_id), 'a join token');
     try {
       renameSync(live, used);
     } catch (e) {
@@ -72,18 +76,22 @@ export class JoinTokenAttestor implements Attestor {
       if (existsSync(used)) throw new TollgateError('TG_TOKEN_REUSED', 'join token was already used; create a new one with `tollgate ca token create`');
       throw new TollgateError('TG_TOKEN_UNKNOWN', 'join token is not known to this CA; create one with `tollgate ca token create`');
     }
-    let rec: TokenRecord;
-    try {
-      rec = JSON.parse(readFileSync(used, 'utf8')) as TokenRecord;
-    } catch (e) {
-      throw new TollgateError('TG_STORE_CORRUPT', `join token record ${used} is unreadable`, { cause: e });
-    }
+    const rec = this.#readRecord(used)!;
     const expiresAt = Date.parse(rec.expires_at);
     const tokenId = h.slice(0, 16);
     if (!(this.#clock.now() < expiresAt)) {
       throw new TollgateError('TG_TOKEN_EXPIRED', `join token expired at ${rec.expires_at}; create a new one`, { details: { token_id: tokenId } });
     }
-    return { kind: 'join_token', spiffeId: parseWorkloadId(rec.spiffe_id), details: { token_id: tokenId } };
+    return { kind: 'join_token', spiffeId: refuseReservedId(parseWorkloadId(rec.spiffe_id), 'a join token'), details: { token_id: tokenId } };
+  }
+
+  #readRecord(path: string): TokenRecord | undefined {
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as TokenRecord;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new TollgateError('TG_STORE_CORRUPT', `join token record ${path} is unreadable`, { cause: e });
+    }
   }
 
   // Used records older than a day, and unused ones older than the longest TTL, carry nothing worth

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { K8sTokenAttestor, type K8sTokenAttestorOptions, type TokenReviewMode } from './k8s-token.ts';
 import { ManualClock } from '../../common/clock.ts';
+import { isReservedId } from '../../pki/spiffe-id.ts';
 import { TollgateError, type ErrorCode } from '../../common/errors.ts';
 
 const TD = 'mesh.example';
@@ -105,6 +106,15 @@ describe('k8s_token attestor, JWKS mode', () => {
       assert.ok(!JSON.stringify(a).includes(token));
     });
   }
+
+  test('a service account can only ever yield ns/<ns>/sa/<sa>, never a reserved /tollgate/ ID', async () => {
+    const claims = projectedClaims({ sub: 'system:serviceaccount:tollgate:ca' });
+    const k = claims['kubernetes.io'] as Record<string, unknown>;
+    const token = await sign({ ...claims, 'kubernetes.io': { ...k, namespace: 'tollgate', serviceaccount: { name: 'ca', uid: 'u' } } }, rsa, 'rsa-1');
+    const a = await attestor.attest({ token });
+    assert.equal(a.spiffeId.id, `spiffe://${TD}/ns/tollgate/sa/ca`);
+    assert.equal(isReservedId(a.spiffeId), false);
+  });
 
   test('a token expired by less than the 30 s tolerance is still accepted', async () => {
     const token = await sign(projectedClaims({ exp: NOW_S - 10 }), rsa, 'rsa-1');

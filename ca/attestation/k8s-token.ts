@@ -5,7 +5,7 @@
 import { request as httpsRequest } from 'node:https';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { TollgateError, type ErrorCode } from '../../common/errors.ts';
-import { kubernetesSpiffeId, parseTrustDomain, type SpiffeId } from '../../pki/spiffe-id.ts';
+import { kubernetesSpiffeId, parseTrustDomain, refuseReservedId, type SpiffeId } from '../../pki/spiffe-id.ts';
 import type { Clock } from '../../common/clock.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
 
@@ -129,12 +129,15 @@ export class K8sTokenAttestor implements Attestor {
   }
 
   #spiffeId(who: K8sIdentity): SpiffeId {
+    let id: SpiffeId;
     try {
-      return kubernetesSpiffeId(this.#trustDomain, who.namespace, who.serviceAccount);
+      id = kubernetesSpiffeId(this.#trustDomain, who.namespace, who.serviceAccount);
     } catch (e) {
       // A name the API server would never issue means the claims are wrong, not our ID rules.
       throw fail('TG_TOKEN_CLAIMS', `token names an invalid namespace or service account: ${(e as Error).message}`, undefined, e);
     }
+    // ns/<ns>/sa/<sa> never lies under /tollgate/; asserted so a future ID form cannot slip through.
+    return refuseReservedId(id, 'a Kubernetes service-account token');
   }
 
   // ---- JWKS (offline) mode ----

@@ -85,3 +85,11 @@ test('a hit needs the very bytes that were verified; refusals are not cached', a
   await assert.rejects(attestor.attest({ peerChain: [foreign] }), isCode('TG_SVID_UNTRUSTED'));
   assert.equal(attestor.cacheStats.size, 1);
 });
+
+test('a current SVID with a reserved ID is never renewed (the CA issues its own, never through an attestor)', async () => {
+  const { attestor } = setup();
+  for (const id of ['spiffe://example.org/tollgate/ca', 'spiffe://example.org/tollgate/other']) {
+    await assert.rejects(attestor.attest({ peerChain: [leafFrom(chain, { uris: [id] }), chain.intermediate] }), isCode('TG_RESERVED_ID'), id);
+  }
+  assert.equal(attestor.cacheStats.size, 0, 'a refusal is not cached');
+});

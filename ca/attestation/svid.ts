@@ -7,6 +7,7 @@
 import { hash } from 'node:crypto';
 import type { Clock } from '../../common/clock.ts';
 import { TollgateError } from '../../common/errors.ts';
+import { refuseReservedId } from '../../pki/spiffe-id.ts';
 import { verifySvidChain } from '../../pki/svid-validate.ts';
 import { ExpiringCache, type CacheStats } from '../expiring-cache.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
@@ -23,11 +24,21 @@ export interface TrustSource {
 
 export const DEFAULT_VERIFIED_LEAVES = 10_000;
 
+/** What a verified client certificate says about its holder (for convergence counting). */
+export interface Presented {
+  readonly attestation: Attestation;
+  /** Lower-case hex serial of the leaf. */
+  readonly serial: string;
+  readonly notAfter: number;
+  /** Lower-case hex serial of the intermediate it chained through. */
+  readonly issuerSerial: string;
+}
+
 export class SvidAttestor implements Attestor {
   readonly kind = 'svid' as const;
   readonly #clock: Clock;
   readonly #trust: TrustSource;
-  readonly #verified: ExpiringCache<{ readonly der: Buffer; readonly attestation: Attestation }>;
+  readonly #verified: ExpiringCache<{ readonly der: Buffer; readonly presented: Presented }>;
   // What the cached verifications were made against.
   #version: number | undefined;
   #roots: readonly Buffer[] = [];
@@ -48,7 +59,11 @@ export class SvidAttestor implements Attestor {
   }
 
   async attest(evidence: AttestationEvidence): Promise<Attestation> {
-    const chain = evidence.peerChain ?? [];
+    return (await this.authenticate(evidence.peerChain ?? [])).attestation;
+  }
+
+  /** Verify a presented chain as attest() does, and say which certificate it was. */
+  async authenticate(chain: readonly Buffer[]): Promise<Presented> {
     const leaf = chain[0];
     if (!leaf) throw new TollgateError('TG_TOKEN_MISSING', 'no client certificate was presented');
     const roots = this.#trust.roots();
@@ -57,7 +72,7 @@ export class SvidAttestor implements Attestor {
     const key = leafKey(leaf);
     const hit = this.#verified.get(key);
     // The bytes are compared too: a hit must be the very certificate that was verified.
-    if (hit && hit.der.equals(leaf)) return hit.attestation;
+    if (hit && hit.der.equals(leaf)) return hit.presented;
     const verified = verifySvidChain({
       leaf,
       intermediates: [...chain.slice(1), ...intermediates],
@@ -66,16 +81,25 @@ export class SvidAttestor implements Attestor {
       usage: 'client',
       trustDomain: this.#trust.trustDomain,
     });
+    // The CA's own serving SVID is issued by the CA to itself, never through an attestor: a reserved
+    // ID presented for renewal is refused, whoever holds it.
+    refuseReservedId(verified.spiffeId, 'a renewal with the current SVID');
     const attestation: Attestation = Object.freeze({
       kind: 'svid',
       spiffeId: verified.spiffeId,
       details: Object.freeze({ prior_serial: verified.leaf.serialHex }),
     });
+    const presented: Presented = Object.freeze({
+      attestation,
+      serial: verified.leaf.serialHex.toLowerCase(),
+      notAfter: verified.leaf.notAfter,
+      issuerSerial: (verified.path[1] ?? verified.leaf).serialHex.toLowerCase(),
+    });
     // Valid while every certificate on the path is: no later than the earliest notAfter.
     const from = Math.max(...verified.path.map((c) => c.notBefore));
     const until = Math.min(...verified.path.map((c) => c.notAfter));
-    this.#verified.set(key, { der: Buffer.from(leaf), attestation }, { from, until });
-    return attestation;
+    this.#verified.set(key, { der: Buffer.from(leaf), presented }, { from, until });
+    return presented;
   }
 
   #dropIfTrustChanged(roots: readonly Buffer[], intermediates: readonly Buffer[]): void {

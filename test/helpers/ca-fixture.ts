@@ -6,7 +6,8 @@ import type { CaClient } from '../../common/ca-client.ts';
 import { connectCa } from '../../pki/ca-connect.ts';
 import { createCsr } from '../../pki/csr.ts';
 import { pemToCertDers } from '../../pki/pem.ts';
-import { startTollgate, tollgate, type Started } from './procs.ts';
+import { after, before } from 'node:test';
+import { startTollgate, tempDir, tollgate, type Started } from './procs.ts';
 
 export interface RunningTestCa {
   dir: string;
@@ -69,4 +70,26 @@ export function createJoinToken(dir: string, spiffeId: string, ttl = '10m'): str
   const r = tollgate(['ca', 'token', 'create', '--dir', dir, '--spiffe-id', spiffeId, '--ttl', ttl, '--json']);
   if (r.code !== 0) throw new Error(`token create failed: ${r.stderr}`);
   return (JSON.parse(r.stdout) as { token: string }).token;
+}
+
+/** One CA from `ca init` + `ca serve` for a whole test file: started before, stopped after. */
+export function caForFile(extra: string[] = []): { readonly ca: RunningTestCa; readonly tmp: string } {
+  const state: { ca?: RunningTestCa; tmp?: ReturnType<typeof tempDir> } = {};
+  before(async () => {
+    state.tmp = tempDir();
+    initCa(join(state.tmp.dir, 'ca'));
+    state.ca = await startCa(join(state.tmp.dir, 'ca'), extra);
+  });
+  after(async () => {
+    await state.ca?.stop();
+    state.tmp?.cleanup();
+  });
+  return {
+    get ca() {
+      return state.ca!;
+    },
+    get tmp() {
+      return state.tmp!.dir;
+    },
+  };
 }

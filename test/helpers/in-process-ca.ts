@@ -27,7 +27,7 @@ import type { CaApi } from '../../sidecar/svid-manager.ts';
 
 export const TD = 'example.org';
 export const WEB = 'spiffe://example.org/ns/shop/sa/web';
-export const CA_ID = 'spiffe://example.org/ns/tollgate-system/sa/tollgate-ca';
+export const CA_ID = 'spiffe://example.org/tollgate/ca';
 const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 export interface Call {

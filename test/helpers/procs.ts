@@ -87,3 +87,52 @@ export async function httpGet(url: string): Promise<{ status: number; body: stri
   const res = await fetch(url);
   return { status: res.status, body: await res.text() };
 }
+
+export interface Running {
+  proc: ChildProcess;
+  /** Every stdout line that parsed as JSON, in order. */
+  events: Array<Record<string, unknown>>;
+  stdout: () => string;
+  stderr: () => string;
+  /** Wait (bounded) for a JSON line matching `pred`. */
+  waitFor: (pred: (e: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+/** Start `tollgate ARGS` (a long command printing JSON lines, e.g. `ca rotate --json`) without waiting. */
+export function spawnTollgate(args: string[]): Running {
+  const proc = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const events: Array<Record<string, unknown>> = [];
+  const waiters = new Set<() => void>();
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    out += `${line}\n`;
+    try {
+      events.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a human line
+    }
+    for (const w of waiters) w();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const waitFor = (pred: (e: Record<string, unknown>) => boolean, timeoutMs = 30_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const check = () => {
+        const hit = events.find(pred);
+        if (!hit) return;
+        waiters.delete(check);
+        clearTimeout(t);
+        resolve(hit);
+      };
+      const t = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`tollgate ${args.join(' ')}: no matching line after ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`));
+      }, timeoutMs);
+      waiters.add(check);
+      void exited.then(() => setImmediate(check));
+      check();
+    });
+  return { proc, events, stdout: () => out, stderr: () => err, waitFor, exited };
+}

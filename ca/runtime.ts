@@ -1,0 +1,195 @@
+// The CA without its network: the store's current snapshot, the issuer, the service, the CA's own
+// serving identity, and the follower that moves all of them to each new store revision at once.
+// ca/server.ts puts gRPC and the admin endpoints around it; tests drive it on a ManualClock.
+import type { Registry } from 'prom-client';
+import type { Clock } from '../common/clock.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import { caSpiffeId, isReservedId, parseSpiffeId } from '../pki/spiffe-id.ts';
+import type { Attestor } from './attestation/attestor.ts';
+import { JoinTokenAttestor } from './attestation/join-token.ts';
+import { SvidAttestor } from './attestation/svid.ts';
+import { AuditLog, type AuditSink } from './audit.ts';
+import { AutoRotator } from './auto-rotate.ts';
+import { Convergence } from './convergence.ts';
+import { caStatus, type CaStatus } from './status.ts';
+import { StoreFollower } from './follower.ts';
+import type { Health } from './schedule.ts';
+import { active } from './slots.ts';
+import { ExpiryWatchdog } from './watchdog.ts';
+import { SvidIssuer, type IssuancePolicy } from './issuer.ts';
+import { CaMetrics } from './metrics.ts';
+import { CaServerIdentity } from './server-identity.ts';
+import { CaService, type Bundle, type CaServiceOptions } from './service.ts';
+import { loadSnapshot, type CaSnapshot } from './snapshot.ts';
+import { DirectoryStore, StoreFiles } from './store.ts';
+
+export interface CaRuntimeOptions {
+  readonly dir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly audit: AuditSink;
+  readonly registry: Registry;
+  /** The CA's own SPIFFE ID, reserved (under /tollgate/); default spiffe://<td>/tollgate/ca. */
+  readonly spiffeId?: string | undefined;
+  readonly issuance?: Partial<IssuancePolicy> | undefined;
+  readonly limits?: CaServiceOptions['limits'];
+  /** Extra attestors (e.g. Kubernetes tokens), tried after join tokens. */
+  readonly attestors?: ((trustDomain: string) => Attestor[]) | undefined;
+  readonly refreshHintSeconds?: number | undefined;
+  /** How often the store's revision is polled (default 5 s); fs.watch reacts sooner unless `watch` is false. */
+  readonly pollMs?: number | undefined;
+  readonly watch?: boolean | undefined;
+  /**
+   * Rotate intermediates automatically (prepare at 1/2, activate at 2/3). Default: when the active
+   * root's key is in the store. true with an offline root is refused; false never rotates.
+   */
+  readonly autoRotate?: boolean | undefined;
+  /** A client not seen for this long is stale for convergence (default: half the longest leaf lifetime). */
+  readonly staleAfterMs?: number | undefined;
+}
+
+export interface CaRuntime {
+  readonly trustDomain: string;
+  readonly store: DirectoryStore;
+  readonly service: CaService;
+  readonly identity: CaServerIdentity;
+  readonly metrics: CaMetrics;
+  readonly follower: StoreFollower;
+  readonly policy: IssuancePolicy;
+  /** Present when this process rotates intermediates automatically. */
+  readonly rotator: AutoRotator | undefined;
+  readonly watchdog: ExpiryWatchdog;
+  snapshot(): CaSnapshot;
+  health(): Health;
+  /** What GET /status shows. */
+  status(): CaStatus;
+  /** Resolves once no store check is in flight. */
+  settled(): Promise<void>;
+  stop(): void;
+}
+
+export const DEFAULT_POLL_MS = 5000;
+
+function sameBundle(a: Bundle, b: Bundle): boolean {
+  const eq = (x: readonly Buffer[], y: readonly Buffer[]) => x.length === y.length && x.every((d, i) => d.equals(y[i]!));
+  return a.version === b.version && eq(a.roots, b.roots) && eq(a.endorsements ?? [], b.endorsements ?? []);
+}
+
+export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
+  const { clock, logger } = o;
+  if (o.spiffeId !== undefined && !isReservedId(parseSpiffeId(o.spiffeId))) {
+    throw new TollgateError('TG_USAGE', `--spiffe-id ${o.spiffeId} is not under /tollgate/: the CA's identity must be one no workload can be issued`);
+  }
+  const store = new DirectoryStore({ dir: o.dir });
+  const refreshHintSeconds = o.refreshHintSeconds ?? 300;
+  const load = () => loadSnapshot(store, { withRootKey: false, refreshHintSeconds });
+  const initial = await load();
+  const td = initial.trustDomain;
+  const rootKeyInStore = active(initial.records).root.keyInStore;
+  if (o.autoRotate === true && !rootKeyInStore) {
+    throw new TollgateError('TG_ROOT_KEY_MISSING', 'automatic rotation needs the root key in the store, and this store keeps it offline; rotate with `tollgate ca rotate intermediate --root-key FILE`');
+  }
+  const metrics = new CaMetrics(o.registry);
+  const issuer = new SvidIssuer({ intermediate: initial.intermediate, clock, ...(o.issuance ? { policy: o.issuance } : {}) });
+  const policy = issuer.policy;
+  let follower: StoreFollower | undefined;
+  const current = (): CaSnapshot => follower?.current ?? initial;
+  let service: CaService | undefined;
+  const attestors: Attestor[] = [
+    new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock, trustDomain: td }),
+    ...(o.attestors?.(td) ?? []),
+    new SvidAttestor({
+      clock,
+      trust: {
+        trustDomain: td,
+        // Any root still in the bundle, through any intermediate the store knows (PRODUCT.md §4).
+        roots: () => service!.bundle.roots,
+        intermediates: () => current().intermediates,
+        bundleVersion: () => service!.bundle.version,
+      },
+    }),
+  ];
+  service = new CaService({
+    trustDomain: td,
+    clock,
+    issuer,
+    attestors,
+    audit: new AuditLog({ out: o.audit, clock }),
+    metrics,
+    bundle: initial.bundle,
+    ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.staleAfterMs ? { convergence: new Convergence({ clock, staleAfterMs: o.staleAfterMs }) } : {}),
+    authorityOf: (serial) => current().idBySerial.get(serial),
+  });
+  const svc = service;
+  const identity = new CaServerIdentity({ spiffeId: o.spiffeId ?? caSpiffeId(td), issuer, roots: initial.bundle.roots, clock, logger });
+  metrics.showAuthorities(initial.records);
+
+  // Everything that can fail happens before anything is swapped; the swaps themselves cannot fail.
+  const apply = (next: CaSnapshot, prev: CaSnapshot): void => {
+    if (next.trustDomain !== td) throw new TollgateError('TG_STORE_CORRUPT', `the store now names trust domain ${next.trustDomain}, not ${td}; restart the CA if that is intended`);
+    const newIssuer = next.intermediateRecord.id === prev.intermediateRecord.id ? undefined : new SvidIssuer({ intermediate: next.intermediate, clock, policy });
+    if (newIssuer) identity.setIssuer(newIssuer); // renews the serving SVID; throws (and keeps the old) if it cannot
+    if (newIssuer) svc.setIssuer(newIssuer);
+    if (!sameBundle(next.bundle, svc.bundle)) {
+      svc.setBundle(next.bundle);
+      identity.setRoots(next.bundle.roots);
+    }
+    metrics.showAuthorities(next.records);
+    if (newIssuer) logger.info('issuing from a new intermediate', { intermediate: next.intermediateRecord.id, not_after: next.intermediateRecord.notAfter });
+  };
+  follower = new StoreFollower({
+    initial,
+    clock,
+    logger,
+    revision: () => store.revisionSync(),
+    load,
+    apply,
+    pollMs: o.pollMs ?? DEFAULT_POLL_MS,
+    watchDir: o.watch === false ? undefined : o.dir,
+    watchFile: StoreFiles.records,
+  });
+  follower.start();
+  const f = follower;
+  const autoRotate = o.autoRotate ?? rootKeyInStore;
+  const rotator = autoRotate
+    ? new AutoRotator({ step: { store, clock }, follower: f, clock, logger, maxLeafTtlMs: policy.maxTtlSeconds * 1000 })
+    : undefined;
+  const watchdog = new ExpiryWatchdog({ follower: f, clock, logger, metrics, autoRotate });
+  rotator?.start();
+  watchdog.start();
+  logger.info(autoRotate ? 'intermediates rotate automatically' : 'automatic rotation is off: rotate intermediates with `tollgate ca rotate intermediate`', {
+    root_key_in_store: rootKeyInStore,
+  });
+  return {
+    trustDomain: td,
+    store,
+    service: svc,
+    identity,
+    metrics,
+    follower: f,
+    policy,
+    rotator,
+    watchdog,
+    snapshot: () => f.current,
+    health: () => watchdog.current(),
+    status: () => {
+      const s = f.current;
+      return caStatus({
+        records: s.records, revision: s.revision, now: clock.now(), health: watchdog.current(), autoRotate: rotator !== undefined && active(s.records).root.keyInStore,
+        next: rotator?.next(), convergence: svc.convergenceCounts(), maxLeafTtlSeconds: policy.maxTtlSeconds,
+      });
+    },
+    settled: async () => {
+      await rotator?.settled();
+      await f.settled();
+    },
+    stop: () => {
+      rotator?.stop();
+      watchdog.stop();
+      f.stop();
+      identity.stop();
+    },
+  };
+}
