@@ -135,11 +135,12 @@ export async function runCaBench(options: CaBenchOptions): Promise<CaFigures> {
 
       // First issue with join tokens and a fresh key per request (the expensive path: CSR verified).
       const count = options.quick ? 1000 : 4000;
-      const work = Array.from({ length: count }, () => {
+      const work: Array<{ spiffeId: string; token: string; csrB64: string }> = [];
+      for (let i = 0; i < count; i++) {
         const spiffeId = `spiffe://bench.example/ns/load/sa/new-${serial++}`;
         const csrB64 = createCsr(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey).toString('base64');
-        return { spiffeId, token: att.create({ spiffeId, ttlMs: 600_000 }).token, csrB64 };
-      });
+        work.push({ spiffeId, token: (await att.create({ spiffeId, ttlMs: 600_000 })).token, csrB64 });
+      }
       options.log(`gRPC first issues, ${n} CA process(es): ${count} join tokens, fresh keys ...`);
       const share = Math.ceil(count / procs);
       const firstJobs: LoadJob[] = Array.from({ length: procs }, (_, p) => ({ ...base, address: address(p, n), mode: 'first', channels: perProc, firstIssues: work.slice(p * share, (p + 1) * share), durationMs: 60_000 }));

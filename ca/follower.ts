@@ -1,10 +1,9 @@
 // A running CA follows its store: other `ca serve` processes and the CLI change the records (a
-// rotation step, a new bundle), and every process must serve the same state. fs.watch on the store
-// directory reacts within milliseconds; a poll of the revision on the injected Clock catches what
-// watching misses (network filesystems, a Secret later). A new revision is loaded completely, then
-// handed to `apply` in one synchronous step; a revision that cannot be loaded is logged and the
-// current state stays.
-import { watch, type FSWatcher } from 'node:fs';
+// rotation step, a new bundle), and every process must serve the same state. The store's own watch
+// (fs.watch on the directory, a Kubernetes watch on the Secret) reacts within milliseconds; a poll
+// of the revision on the injected Clock catches what watching misses (network filesystems, a watch
+// that stalls). A new revision is loaded completely, then handed to `apply` in one synchronous
+// step; a revision that cannot be loaded is logged and the current state stays.
 import type { Clock, TimerHandle } from '../common/clock.ts';
 import type { Logger } from '../common/log.ts';
 import type { CaSnapshot } from './snapshot.ts';
@@ -14,21 +13,20 @@ export interface FollowerOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   /** The store's current revision, cheaply. */
-  readonly revision: () => number;
+  readonly revision: () => number | Promise<number>;
   readonly load: () => Promise<CaSnapshot>;
   /** Called with each new snapshot; must not throw for a usable snapshot. */
   readonly apply: (next: CaSnapshot, previous: CaSnapshot) => void;
   readonly pollMs: number;
-  /** Watch this directory for changes of `watchFile`; none in tests on a ManualClock. */
-  readonly watchDir?: string | undefined;
-  readonly watchFile?: string;
+  /** Subscribe to the store's changes (returns the unsubscribe); none in tests on a ManualClock. */
+  readonly watch?: ((changed: () => void) => () => void) | undefined;
 }
 
 export class StoreFollower {
   readonly #o: FollowerOptions;
   #current: CaSnapshot;
   #timer: TimerHandle | undefined;
-  #watcher: FSWatcher | undefined;
+  #unwatch: (() => void) | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #failedRevision = -1;
@@ -51,22 +49,13 @@ export class StoreFollower {
 
   start(): void {
     this.#schedule();
-    if (this.#o.watchDir) {
-      try {
-        this.#watcher = watch(this.#o.watchDir, { persistent: false }, (_event, file) => {
-          if (!file || file === (this.#o.watchFile ?? 'records.json')) void this.check();
-        });
-        this.#watcher.on('error', (e) => this.#o.logger.warn('cannot watch the CA store; polling only', { error: e.message }));
-      } catch (e) {
-        this.#o.logger.warn('cannot watch the CA store; polling only', { error: (e as Error).message });
-      }
-    }
+    this.#unwatch = this.#o.watch?.(() => void this.check());
   }
 
   stop(): void {
     this.#stopped = true;
     this.#timer?.cancel();
-    this.#watcher?.close();
+    this.#unwatch?.();
   }
 
   #schedule(): void {
@@ -100,7 +89,7 @@ export class StoreFollower {
   async #checkOnce(): Promise<void> {
     let revision: number;
     try {
-      revision = this.#o.revision();
+      revision = await this.#o.revision();
     } catch (e) {
       this.#o.logger.error('cannot read the CA store revision; keeping the current state', { error: (e as Error).message });
       return;

@@ -65,11 +65,11 @@ export class SvidIssuer {
   }
 
   issue(options: IssueOptions): IssuedSvid {
-    const plan = this.#plan(options);
-    return this.#result(plan, this.#template.issue(plan));
+    return this.sign(this.plan(options));
   }
 
-  #plan(options: IssueOptions): LeafRequest {
+  /** Everything that can refuse an issuance (lifetime, the intermediate's own expiry), decided now. */
+  plan(options: IssueOptions): LeafRequest {
     const now = this.#clock.now();
     const ttl = this.ttlFor(options.ttlSeconds);
     const notAfter = Math.min(now + ttl * 1000, this.#template.issuerNotAfter);
@@ -78,6 +78,11 @@ export class SvidIssuer {
     }
     const notBefore = Math.max(now - this.policy.backdateMs, this.#template.issuerNotBefore);
     return { spki: options.spki, spiffeId: options.spiffeId, notBefore, notAfter };
+  }
+
+  /** Sign a leaf planned by this issuer. */
+  sign(plan: LeafRequest): IssuedSvid {
+    return this.#result(plan, this.#template.issue(plan));
   }
 
   #result(plan: LeafRequest, leaf: IssuedLeaf): IssuedSvid {

@@ -10,9 +10,9 @@ import { certsToPem, toPem } from '../pki/pem.ts';
 import { parseWorkloadId, refuseReservedId } from '../pki/spiffe-id.ts';
 import { TollgateError } from '../common/errors.ts';
 import { JoinTokenAttestor } from './attestation/join-token.ts';
-import { AuditLog, type AuditRecord } from './audit.ts';
+import { AuditLog, type AuditRecord, type AuditSink } from './audit.ts';
 import { SvidIssuer } from './issuer.ts';
-import { DirectoryStore, StoreFiles } from './store.ts';
+import { DirectoryStore, type CaStore } from './store.ts';
 
 export interface LocalIssueResult {
   readonly spiffeId: string;
@@ -29,13 +29,18 @@ function storeAudit(store: DirectoryStore, clock: Clock): AuditLog {
   return new AuditLog({ out: { write: (l: string) => appendFileSync(store.path('audit.log'), l, { mode: 0o600 }) }, clock });
 }
 
-/** Run `fn`; a refusal is audited (with `refused`'s fields and the code) before it is rethrown. */
+/** Audit a refusal (with `refused`'s fields and the code); a missing store is not a decision. */
+function auditRefusal(audit: AuditLog, refused: AuditRecord, e: unknown): void {
+  const err = toTollgateError(e);
+  if (err.code !== 'TG_STORE_MISSING') audit.record({ ...refused, code: err.code, message: err.message });
+}
+
+/** Run `fn`; a refusal is audited before it is rethrown. */
 function audited<T>(audit: AuditLog, refused: AuditRecord, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    const err = toTollgateError(e);
-    if (err.code !== 'TG_STORE_MISSING') audit.record({ ...refused, code: err.code, message: err.message });
+    auditRefusal(audit, refused, e);
     throw e;
   }
 }
@@ -74,13 +79,23 @@ export function issueFromStore(options: { dir: string; spiffeId: string; ttlSeco
   };
 }
 
-/** `tollgate ca token create`: a single-use join token for one SPIFFE ID (never a reserved one). */
-export function createJoinToken(options: { dir: string; spiffeId: string; ttlMs: number; clock: Clock }): { token: string; expiresAt: number } {
-  const store = new DirectoryStore({ dir: options.dir });
-  const audit = storeAudit(store, options.clock);
-  const { trustDomain } = store.readState();
-  const att = new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock: options.clock, trustDomain });
-  const t = audited(audit, { event: 'join_token_refused', spiffe_id: options.spiffeId, peer: 'cli' }, () => att.create({ spiffeId: options.spiffeId, ttlMs: options.ttlMs }));
-  audit.record({ event: 'join_token_created', spiffe_id: options.spiffeId, not_after: new Date(t.expiresAt).toISOString(), peer: 'cli' });
+/**
+ * `tollgate ca token create`: a single-use join token for one SPIFFE ID (never a reserved one), in
+ * the store's join tokens. Audited to <dir>/audit.log for a directory store, else to `audit`.
+ */
+export async function createJoinToken(options: { store: CaStore; spiffeId: string; ttlMs: number; clock: Clock; audit?: AuditSink }): Promise<{ token: string; expiresAt: number; tokenId: string }> {
+  const { store } = options;
+  const audit = store instanceof DirectoryStore ? storeAudit(store, options.clock) : new AuditLog({ out: options.audit ?? process.stderr, clock: options.clock });
+  const refused: AuditRecord = { event: 'join_token_refused', spiffe_id: options.spiffeId, peer: 'cli' };
+  let t: { token: string; expiresAt: number; tokenId: string };
+  try {
+    const { records } = await store.read();
+    const att = new JoinTokenAttestor({ tokens: store.joinTokens, clock: options.clock, trustDomain: records.trustDomain });
+    t = await att.create({ spiffeId: options.spiffeId, ttlMs: options.ttlMs });
+  } catch (e) {
+    auditRefusal(audit, refused, e);
+    throw e;
+  }
+  audit.record({ event: 'join_token_created', spiffe_id: options.spiffeId, not_after: new Date(t.expiresAt).toISOString(), peer: 'cli', details: { token_id: t.tokenId } });
   return t;
 }

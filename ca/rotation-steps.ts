@@ -9,13 +9,13 @@ import { writeFileAtomic } from '../common/files.ts';
 import { toPem } from '../pki/pem.ts';
 import { authorityRecord, createIntermediate, createRoot, crossSign, loadAuthority, type Authority } from './authority.ts';
 import { activate, active, lifetimes, prepareIntermediate, prepareRoot, pruneRetired, refuseIfInProgress, retire, type Owner, type StoreRecords } from './slots.ts';
-import type { DirectoryStore, Versioned } from './store.ts';
+import type { AuthorityStore, Versioned } from './store.ts';
 
 /** Retired authorities are kept this long after they expire, for the record, then dropped. */
 export const KEEP_RETIRED_MS = 7 * 24 * 3600 * 1000;
 
 export interface StepContext {
-  readonly store: DirectoryStore;
+  readonly store: AuthorityStore;
   readonly clock: Clock;
   readonly owner?: Owner;
   /** PKCS#8 DER of the active root's key when it is kept offline (`--root-key FILE`). */
@@ -27,9 +27,9 @@ export function currentOwner(): Owner {
 }
 
 /** The active root with its key: from `rootKey` (offline) or the store. */
-function activeRoot(ctx: StepContext, records: StoreRecords): Authority {
+async function activeRoot(ctx: StepContext, records: StoreRecords): Promise<Authority> {
   const act = active(records);
-  const certificate = ctx.store.certificateSync(act.root.id);
+  const certificate = await ctx.store.certificate(act.root.id);
   if (ctx.rootKey) {
     try {
       return loadAuthority({ certificate, keyPkcs8: ctx.rootKey, what: '--root-key' });
@@ -37,16 +37,21 @@ function activeRoot(ctx: StepContext, records: StoreRecords): Authority {
       throw new TollgateError('TG_USAGE', `the key given with --root-key is not the key of the active root ${act.root.id}: ${(e as Error).message}`, { cause: e });
     }
   }
-  if (!act.root.keyInStore) {
+  const keyPkcs8 = act.root.keyInStore ? await ctx.store.privateKey(act.root.id) : undefined;
+  if (!keyPkcs8) {
     throw new TollgateError('TG_ROOT_KEY_MISSING', `the active root ${act.root.id} keeps its key offline; pass it with --root-key FILE`);
   }
-  return ctx.store.authoritySync(act.root.id);
+  try {
+    return loadAuthority({ certificate, keyPkcs8, what: `the key of root ${act.root.id}` });
+  } catch (e) {
+    throw new TollgateError('TG_STORE_CORRUPT', `the key of root ${act.root.id} in the store is unusable: ${(e as Error).message}; restore the store from a backup`, { cause: e });
+  }
 }
 
 export async function prepareIntermediateStep(ctx: StepContext, o: { automatic: boolean }): Promise<Versioned> {
-  const { revision, records } = ctx.store.readSync();
+  const { revision, records } = await ctx.store.read();
   refuseIfInProgress(records, 'intermediate');
-  const root = activeRoot(ctx, records);
+  const root = await activeRoot(ctx, records);
   const now = ctx.clock.now();
   const int = await createIntermediate({ trustDomain: records.trustDomain, root, clock: ctx.clock, lifetimeMs: lifetimes(records).intermediate });
   const rec = authorityRecord(int.certificate, { kind: 'intermediate', slot: 'prepared', parent: active(records).root.id, now, keyInStore: true });
@@ -60,9 +65,9 @@ export async function prepareIntermediateStep(ctx: StepContext, o: { automatic: 
  * `newRootKeyOut` the new root's key is written there (0600) instead of into the store (offline root).
  */
 export async function prepareRootStep(ctx: StepContext, o: { newRootKeyOut?: string | undefined }): Promise<Versioned> {
-  const { revision, records } = ctx.store.readSync();
+  const { revision, records } = await ctx.store.read();
   refuseIfInProgress(records, 'root');
-  const oldRoot = activeRoot(ctx, records);
+  const oldRoot = await activeRoot(ctx, records);
   const now = ctx.clock.now();
   const life = lifetimes(records);
   const td = records.trustDomain;
@@ -84,13 +89,13 @@ export async function prepareRootStep(ctx: StepContext, o: { newRootKeyOut?: str
 }
 
 export async function activateStep(ctx: StepContext): Promise<Versioned> {
-  const { revision, records } = ctx.store.readSync();
+  const { revision, records } = await ctx.store.read();
   const next = activate(records, { now: ctx.clock.now(), owner: ctx.owner ?? currentOwner() });
   return { revision: await ctx.store.commit(revision, next), records: next };
 }
 
 export async function retireStep(ctx: StepContext): Promise<Versioned> {
-  const { revision, records } = ctx.store.readSync();
+  const { revision, records } = await ctx.store.read();
   const now = ctx.clock.now();
   const next = pruneRetired(retire(records, { now, owner: ctx.owner ?? currentOwner() }), now, KEEP_RETIRED_MS).records;
   return { revision: await ctx.store.commit(revision, next), records: next };

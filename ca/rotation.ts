@@ -13,11 +13,11 @@ import { activateStep, currentOwner, prepareIntermediateStep, prepareRootStep, r
 import { leavesGoneAt } from './schedule.ts';
 import { active, bundleOf, claimRotation, inProgress, ms, refuseIfInProgress, type AuthorityKind, type RotationRecord, type StoreRecords } from './slots.ts';
 import type { CaStatus } from './status.ts';
-import type { DirectoryStore } from './store.ts';
+import type { AuthorityStore } from './store.ts';
 
 export interface RotationOptions {
   readonly kind: AuthorityKind;
-  readonly store: DirectoryStore;
+  readonly store: AuthorityStore;
   readonly clock: Clock;
   readonly resume?: boolean;
   readonly dryRun?: boolean;
@@ -71,7 +71,7 @@ export interface RotationResult {
 
 export async function runRotation(o: RotationOptions): Promise<RotationResult> {
   const ctx: StepContext = { store: o.store, clock: o.clock, rootKey: o.rootKey };
-  let { records } = o.store.readSync();
+  let { records } = await o.store.read();
   const resuming = admit(records, o);
   if (o.kind === 'root' && !resuming && !active(records).root.keyInStore && !o.newRootKeyOut) {
     throw new TollgateError('TG_USAGE', 'the active root keeps its key offline: pass --new-root-key-out FILE so the new root\'s key is kept offline too');
@@ -109,7 +109,7 @@ export async function runRotation(o: RotationOptions): Promise<RotationResult> {
     } catch (e) {
       // Someone else moved the store (the CA's automatic rotation, another command): re-read and go on.
       if (!isTollgateError(e, 'TG_STORE_CONFLICT')) throw e;
-      records = o.store.readSync().records;
+      records = (await o.store.read()).records;
     }
   }
   const act = active(records);
@@ -127,7 +127,7 @@ export async function runRotation(o: RotationOptions): Promise<RotationResult> {
 // Record that this process drives the rotation now; two resuming at once: one wins, the other is refused.
 async function claim(o: RotationOptions): Promise<StoreRecords> {
   for (;;) {
-    const { revision, records } = o.store.readSync();
+    const { revision, records } = await o.store.read();
     admit(records, o);
     const next = claimRotation(records, { now: o.clock.now(), owner: currentOwner() });
     try {

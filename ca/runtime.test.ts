@@ -36,7 +36,7 @@ async function setup(name: string, o: { watch?: boolean } = {}) {
   rt.service.watchBundle((b) => pushed.push(b));
   const tokens = new JoinTokenAttestor({ dir: join(dir, StoreFiles.tokens), clock, trustDomain: 'example.org' });
   const csr = createCsr(p256().key);
-  const first = () => rt.service.issueSvid({ csr, token: tokens.create({ spiffeId: WEB, ttlMs: 60_000 }).token, peerAddress: '127.0.0.1' });
+  const first = async () => rt.service.issueSvid({ csr, token: (await tokens.create({ spiffeId: WEB, ttlMs: 60_000 })).token, peerAddress: '127.0.0.1' });
   const renew = (chain: readonly Buffer[]) => rt.service.issueSvid({ csr, peerChain: chain, peerAddress: '127.0.0.1' });
   // Another process (the CLI) on the same directory.
   const cli = { store: new DirectoryStore({ dir }), clock };

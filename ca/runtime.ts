@@ -2,7 +2,7 @@
 // serving identity, and the follower that moves all of them to each new store revision at once.
 // ca/server.ts puts gRPC and the admin endpoints around it; tests drive it on a ManualClock.
 import type { Registry } from 'prom-client';
-import type { Clock } from '../common/clock.ts';
+import type { Clock, TimerHandle } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { caSpiffeId, isReservedId, parseSpiffeId } from '../pki/spiffe-id.ts';
@@ -15,17 +15,20 @@ import { Convergence } from './convergence.ts';
 import { caStatus, type CaStatus } from './status.ts';
 import { StoreFollower } from './follower.ts';
 import type { Health } from './schedule.ts';
-import { active } from './slots.ts';
+import { active, type StoreRecords } from './slots.ts';
 import { ExpiryWatchdog } from './watchdog.ts';
 import { SvidIssuer, type IssuancePolicy } from './issuer.ts';
 import { CaMetrics } from './metrics.ts';
 import { CaServerIdentity } from './server-identity.ts';
 import { CaService, type Bundle, type CaServiceOptions } from './service.ts';
 import { loadSnapshot, type CaSnapshot } from './snapshot.ts';
-import { DirectoryStore, StoreFiles } from './store.ts';
+import { DirectoryStore, type CaStore } from './store.ts';
 
 export interface CaRuntimeOptions {
-  readonly dir: string;
+  /** The store to serve (a directory, or the Kubernetes store of ca/kube-store.ts)... */
+  readonly store?: CaStore | undefined;
+  /** ...or a directory store by its path. */
+  readonly dir?: string | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly audit: AuditSink;
@@ -37,7 +40,10 @@ export interface CaRuntimeOptions {
   /** Extra attestors (e.g. Kubernetes tokens), tried after join tokens. */
   readonly attestors?: ((trustDomain: string) => Attestor[]) | undefined;
   readonly refreshHintSeconds?: number | undefined;
-  /** How often the store's revision is polled (default 5 s); fs.watch reacts sooner unless `watch` is false. */
+  /**
+   * How often the store's revision is polled (default 5 s), and a published bundle (the Kubernetes
+   * store's ConfigMap) checked; the store's watch reacts sooner unless `watch` is false.
+   */
   readonly pollMs?: number | undefined;
   readonly watch?: boolean | undefined;
   /**
@@ -51,7 +57,7 @@ export interface CaRuntimeOptions {
 
 export interface CaRuntime {
   readonly trustDomain: string;
-  readonly store: DirectoryStore;
+  readonly store: CaStore;
   readonly service: CaService;
   readonly identity: CaServerIdentity;
   readonly metrics: CaMetrics;
@@ -71,6 +77,54 @@ export interface CaRuntime {
 
 export const DEFAULT_POLL_MS = 5000;
 
+/**
+ * Keeps a store's published bundle (the ConfigMap non-mesh clients mount) equal to the records this
+ * process serves: at start, after every new revision, and every `everyMs`, so a copy that a dead
+ * writer left stale, or that someone edited, is put right by whichever replica looks next.
+ */
+interface BundlePublisherOptions {
+  readonly publish: (r: StoreRecords) => Promise<void>;
+  readonly records: () => StoreRecords;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly everyMs: number;
+}
+
+class BundlePublisher {
+  readonly #o: BundlePublisherOptions;
+  #timer: TimerHandle | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: BundlePublisherOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    this.run();
+  }
+
+  run(): void {
+    if (this.#stopped || this.#running) return;
+    this.#timer?.cancel();
+    this.#running = this.#o.publish(this.#o.records())
+      .catch((e: Error) => this.#o.logger.warn('cannot publish the trust bundle; retrying', { error: e.message }))
+      .finally(() => {
+        this.#running = undefined;
+        if (!this.#stopped) this.#timer = this.#o.clock.setTimer(this.#o.everyMs, () => this.run());
+      });
+  }
+
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#timer?.cancel();
+  }
+}
+
 function sameBundle(a: Bundle, b: Bundle): boolean {
   const eq = (x: readonly Buffer[], y: readonly Buffer[]) => x.length === y.length && x.every((d, i) => d.equals(y[i]!));
   return a.version === b.version && eq(a.roots, b.roots) && eq(a.endorsements ?? [], b.endorsements ?? []);
@@ -81,7 +135,8 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
   if (o.spiffeId !== undefined && !isReservedId(parseSpiffeId(o.spiffeId))) {
     throw new TollgateError('TG_USAGE', `--spiffe-id ${o.spiffeId} is not under /tollgate/: the CA's identity must be one no workload can be issued`);
   }
-  const store = new DirectoryStore({ dir: o.dir });
+  if (!o.store === (o.dir === undefined)) throw new TollgateError('TG_INTERNAL', 'the CA runtime takes a store or a directory');
+  const store: CaStore = o.store ?? new DirectoryStore({ dir: o.dir! });
   const refreshHintSeconds = o.refreshHintSeconds ?? 300;
   const load = () => loadSnapshot(store, { withRootKey: false, refreshHintSeconds });
   const initial = await load();
@@ -90,6 +145,7 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
   if (o.autoRotate === true && !rootKeyInStore) {
     throw new TollgateError('TG_ROOT_KEY_MISSING', 'automatic rotation needs the root key in the store, and this store keeps it offline; rotate with `tollgate ca rotate intermediate --root-key FILE`');
   }
+  const pollMs = o.pollMs ?? DEFAULT_POLL_MS;
   const metrics = new CaMetrics(o.registry);
   const issuer = new SvidIssuer({ intermediate: initial.intermediate, clock, ...(o.issuance ? { policy: o.issuance } : {}) });
   const policy = issuer.policy;
@@ -97,7 +153,7 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
   const current = (): CaSnapshot => follower?.current ?? initial;
   let service: CaService | undefined;
   const attestors: Attestor[] = [
-    new JoinTokenAttestor({ dir: store.path(StoreFiles.tokens), clock, trustDomain: td }),
+    new JoinTokenAttestor({ tokens: store.joinTokens, clock, trustDomain: td }),
     ...(o.attestors?.(td) ?? []),
     new SvidAttestor({
       clock,
@@ -143,15 +199,17 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
     initial,
     clock,
     logger,
-    revision: () => store.revisionSync(),
+    revision: () => store.revision(),
     load,
     apply,
-    pollMs: o.pollMs ?? DEFAULT_POLL_MS,
-    watchDir: o.watch === false ? undefined : o.dir,
-    watchFile: StoreFiles.records,
+    pollMs,
+    watch: o.watch === false ? undefined : (changed) => store.watch(changed, logger),
   });
   follower.start();
   const f = follower;
+  const publisher = store.publishBundle ? new BundlePublisher({ publish: (r) => store.publishBundle!(r), records: () => f.current.records, clock, logger, everyMs: pollMs }) : undefined;
+  if (publisher) f.onChange(() => publisher.run());
+  publisher?.start();
   const autoRotate = o.autoRotate ?? rootKeyInStore;
   const rotator = autoRotate
     ? new AutoRotator({ step: { store, clock }, follower: f, clock, logger, maxLeafTtlMs: policy.maxTtlSeconds * 1000 })
@@ -184,8 +242,10 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
     settled: async () => {
       await rotator?.settled();
       await f.settled();
+      await publisher?.settled();
     },
     stop: () => {
+      publisher?.stop();
       rotator?.stop();
       watchdog.stop();
       f.stop();

@@ -42,7 +42,7 @@ function setup(limits: ConstructorParameters<typeof CaService>[0]['limits']) {
     ...(limits ? { limits } : {}),
   };
   const service = new CaService(options);
-  const token = (id = 'spiffe://example.org/ns/a/sa/b') => tokens.create({ spiffeId: id, ttlMs: 600_000 }).token;
+  const token = async (id = 'spiffe://example.org/ns/a/sa/b') => (await tokens.create({ spiffeId: id, ttlMs: 600_000 })).token;
   return { service, options, lines, registry, token, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -51,12 +51,12 @@ const isCode = (code: string) => (e: unknown) => e instanceof TollgateError && e
 test('per-address rate limit: refused with TG_RATE_LIMITED, audited and counted, then recovers', async () => {
   const s = setup({ perAddress: { perSecond: 1, burst: 2 }, perIdentity: { perSecond: 0, burst: 0 } });
   const csr = createCsr(p256().key);
-  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
-  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
-  await assert.rejects(s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' }), isCode('TG_RATE_LIMITED'));
-  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.2' });
+  await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' });
+  await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' });
+  await assert.rejects(s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' }), isCode('TG_RATE_LIMITED'));
+  await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.2' });
   clock.advance(1000);
-  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' });
   assert.deepEqual(s.lines.map((l) => l.code ?? l.event), ['svid_issued', 'svid_issued', 'TG_RATE_LIMITED', 'svid_issued', 'svid_issued']);
   assert.match(await s.registry.metrics(), /tollgate_ca_refused_total\{code="TG_RATE_LIMITED"\} 1/);
   s.cleanup();
@@ -65,26 +65,29 @@ test('per-address rate limit: refused with TG_RATE_LIMITED, audited and counted,
 test('per-identity rate limit applies to renewals after attestation, whatever the address', async () => {
   const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 1 / 60, burst: 1 } });
   const csr = createCsr(p256().key);
-  const first = await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  const first = await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' });
   const peerChain = [...first.certChain];
   await s.service.issueSvid({ csr, peerChain, peerAddress: '10.0.0.1' });
   await assert.rejects(s.service.issueSvid({ csr, peerChain, peerAddress: '10.0.0.9' }), isCode('TG_RATE_LIMITED'));
   assert.equal(s.lines.at(-1)!.spiffe_id, 'spiffe://example.org/ns/a/sa/b');
-  await s.service.issueSvid({ csr, token: s.token('spiffe://example.org/ns/a/sa/other'), peerAddress: '10.0.0.9' });
+  await s.service.issueSvid({ csr, token: await s.token('spiffe://example.org/ns/a/sa/other'), peerAddress: '10.0.0.9' });
   s.cleanup();
 });
 
-test('a join token is never used up by a request that is refused: rate limit or bad CSR', async () => {
+test('a join token is never used up by a request that is refused: rate limit, bad CSR, bad lifetime', async () => {
   const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 1 / 60, burst: 1 } });
   const csr = createCsr(p256().key);
-  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' });
   // Same identity again, over its per-identity budget: a join token is single use, so it is not limited.
-  await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1' });
+  await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' });
   // A malformed CSR is refused before the token is looked at; the token still works afterwards.
-  const token = s.token();
+  const token = await s.token();
   await assert.rejects(s.service.issueSvid({ csr: Buffer.from('not a csr'), token, peerAddress: '10.0.0.1' }), isCode('TG_CSR_INVALID'));
+  // A lifetime below the minimum is refused after attestation but before the token is used up.
+  await assert.rejects(s.service.issueSvid({ csr, token, ttlSeconds: 1, peerAddress: '10.0.0.1' }), isCode('TG_TTL_INVALID'));
   const ok = await s.service.issueSvid({ csr, token, peerAddress: '10.0.0.1' });
   assert.equal(ok.spiffeId, 'spiffe://example.org/ns/a/sa/b');
+  await assert.rejects(s.service.issueSvid({ csr, token, peerAddress: '10.0.0.1' }), isCode('TG_TOKEN_REUSED'));
   s.cleanup();
 });
 
@@ -114,8 +117,8 @@ test('bundle watchers get the current bundle at once and every change', () => {
 test('convergence counts authenticated reports only; a renewal replaces the certificate it renewed', async () => {
   const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } });
   const csr = createCsr(p256().key);
-  const a = await s.service.issueSvid({ csr, token: s.token(), peerAddress: '10.0.0.1', report: { bundleVersion: 1, serial: '' } });
-  const b = await s.service.issueSvid({ csr, token: s.token('spiffe://example.org/ns/a/sa/c'), peerAddress: '10.0.0.2' });
+  const a = await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1', report: { bundleVersion: 1, serial: '' } });
+  const b = await s.service.issueSvid({ csr, token: await s.token('spiffe://example.org/ns/a/sa/c'), peerAddress: '10.0.0.2' });
   assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 2, onCurrentBundle: 1, stale: 0 });
   // Anonymous reports (no certificate, or one that does not verify) change nothing.
   assert.equal(await s.service.reportBundle({ chain: [], address: '10.0.0.3' }, { bundleVersion: 1, serial: 'ff' }), false);

@@ -163,16 +163,20 @@ export class CaService {
       // that is going to fail anyway must not burn it.
       const csr = this.#verifyCsr(req.csr);
       attestation = await this.#attest({ token: req.token, peerChain: req.peerChain, peerAddress: req.peerAddress });
-      // Join tokens are single use, a stricter limit than this one; refusing after the token was
-      // consumed would leave the workload with neither an SVID nor a token.
+      // Join tokens are single use, a stricter limit than this one.
       if (attestation.kind !== 'join_token' && !this.#byIdentity.take(attestation.spiffeId.id)) {
         throw new TollgateError('TG_RATE_LIMITED', `too many requests for ${attestation.spiffeId.id}; retry with backoff`);
       }
-      const svid = this.#issuer.issue({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
+      // Two-phase: a single-use token is used up only once nothing else can refuse the request
+      // (the plan checks the lifetime and the intermediate), so a refusal never burns it.
+      const issuer = this.#issuer;
+      const plan = issuer.plan({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
+      await attestation.consume?.();
+      const svid = issuer.sign(plan);
       this.convergence.seen({
         serial: svid.serialHex.toLowerCase(),
         bundleVersion: req.report?.bundleVersion ?? 0,
-        authorityId: this.#o.authorityOf?.(this.#issuer.intermediate.parsed.serialHex.toLowerCase()),
+        authorityId: this.#o.authorityOf?.(issuer.intermediate.parsed.serialHex.toLowerCase()),
         notAfter: svid.notAfter,
         replaces: attestation.details?.['prior_serial']?.toLowerCase(),
       });

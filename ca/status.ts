@@ -8,7 +8,7 @@ import { formatDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { ConvergenceCounts } from './convergence.ts';
 import { autoStep, health, type AutoStep, type Health } from './schedule.ts';
-import type { DirectoryStore } from './store.ts';
+import type { AuthorityStore } from './store.ts';
 import { active, bundleOf, lifePoint, ms, WARNING_FRACTION, type AuthorityRecord, type RotationRecord, type StoreRecords } from './slots.ts';
 
 export interface AuthorityStatus {
@@ -185,8 +185,8 @@ export function fetchCaStatus(address: string, timeoutMs = 5000): Promise<CaStat
  * The status as read from the store alone (`ca status --dir`): no convergence, and automatic
  * rotation assumed on when the root key is in the store (what `ca serve` does by default).
  */
-export function statusFromStore(store: DirectoryStore, now: number): CaStatus {
-  const { revision, records } = store.readSync();
+export async function statusFromStore(store: AuthorityStore, now: number): Promise<CaStatus> {
+  const { revision, records } = await store.read();
   const autoRotate = active(records).root.keyInStore;
   return caStatus({
     records, revision, now, autoRotate, health: health(records, now, { autoRotate }),

@@ -6,17 +6,20 @@
 // intermediate.crt, intermediate.key and bundle.pem are views of the active authorities and the
 // bundle, rewritten with every commit, for openssl and scripts; Tollgate never reads them except
 // to migrate a store written before records.json existed.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, watch as watchDir } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import { withFileLock, type FileLockOptions } from '../common/file-lock.ts';
 import { writeFileAtomic } from '../common/files.ts';
+import type { Logger } from '../common/log.ts';
 import { certsToPem, parsePemBlocks, pemToCertDers, toPem } from '../pki/pem.ts';
 import { parseTrustDomain } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';
-import { authorityRecord, createIntermediate, createRoot, loadAuthority, type Authority } from './authority.ts';
-import { active, bundleOf, INTERMEDIATE_LIFETIME_MS, ROOT_LIFETIME_MS, validateRecords, type StoreRecords } from './slots.ts';
+import { DirectoryJoinTokens, type JoinTokenStore } from './attestation/join-token-store.ts';
+import { authorityRecord, loadAuthority, type Authority } from './authority.ts';
+import { newCa } from './new-ca.ts';
+import { active, bundleOf, validateRecords, type StoreRecords } from './slots.ts';
 
 export const StoreFiles = {
   records: 'records.json',
@@ -45,9 +48,10 @@ export interface NewMaterial {
 }
 
 /**
- * What every store offers (the directory here, a Kubernetes Secret later): read the records with
- * their revision; commit new records (and the material of authorities they add) only if the
- * revision is still `expectedRevision`, else TG_STORE_CONFLICT; read one authority's material.
+ * What every store offers (the directory here, a Kubernetes Secret in ca/kube-store.ts): read the
+ * records with their revision; commit new records (and the material of authorities they add) only
+ * if the revision is still `expectedRevision` (0: the store holds no records yet), else
+ * TG_STORE_CONFLICT; read one authority's material.
  */
 export interface AuthorityStore {
   read(): Promise<Versioned>;
@@ -55,6 +59,22 @@ export interface AuthorityStore {
   certificate(id: string): Promise<Buffer>;
   /** undefined when the key is kept outside the store. */
   privateKey(id: string): Promise<Buffer | undefined>;
+}
+
+/** A store a running CA follows (`ca serve`): its revision, its changes, its join tokens. */
+export interface CaStore extends AuthorityStore {
+  /** Where the state lives, for messages: `directory ./ca`, `Secret tollgate-system/tollgate-ca`. */
+  readonly where: string;
+  /** The current revision, 0 while the store holds no records; cheap enough to poll. */
+  revision(): Promise<number>;
+  /** Call `changed` whenever the store may have changed, until the returned function is called. */
+  watch(changed: () => void, logger: Logger): () => void;
+  readonly joinTokens: JoinTokenStore;
+  /**
+   * Bring published copies of the bundle (the Kubernetes store's ConfigMap) up to `records`; a
+   * store whose bundle is part of its commit has none.
+   */
+  publishBundle?(records: StoreRecords): Promise<void>;
 }
 
 /** The active authorities, loaded (the root's key only when it is in the store). */
@@ -70,6 +90,18 @@ export interface CaMaterial {
   readonly records: StoreRecords;
 }
 
+/** The text of records.json (records plus their revision), checked; throws saying what is wrong. */
+export function parseRecordsText(text: string): Versioned {
+  const { revision, ...records } = JSON.parse(text) as StoreRecords & { revision: number };
+  if (!Number.isSafeInteger(revision) || revision < 1) throw new Error('it has no revision');
+  return { revision, records: validateRecords(records) };
+}
+
+/** records.json's text for `records` at `revision` (both stores write the same document). */
+export function recordsText(revision: number, records: StoreRecords): string {
+  return `${JSON.stringify({ revision, ...records }, null, 2)}\n`;
+}
+
 export interface InitOptions {
   readonly trustDomain: string;
   readonly clock: Clock;
@@ -80,13 +112,37 @@ export interface InitOptions {
   readonly intermediateLifetimeMs?: number | undefined;
 }
 
-export class DirectoryStore implements AuthorityStore {
+export class DirectoryStore implements CaStore {
   readonly dir: string;
   readonly #lock: FileLockOptions;
+  readonly joinTokens: JoinTokenStore;
 
   constructor(options: { dir: string; lock?: FileLockOptions }) {
     this.dir = options.dir;
     this.#lock = options.lock ?? {};
+    this.joinTokens = new DirectoryJoinTokens({ dir: join(this.dir, StoreFiles.tokens) });
+  }
+
+  get where(): string {
+    return `directory ${this.dir}`;
+  }
+
+  async revision(): Promise<number> {
+    return this.#revision();
+  }
+
+  /** fs.watch on the directory: reacts within milliseconds to a commit by another process. */
+  watch(changed: () => void, logger: Logger): () => void {
+    try {
+      const w = watchDir(this.dir, { persistent: false }, (_event, file) => {
+        if (!file || file === StoreFiles.records) changed();
+      });
+      w.on('error', (e) => logger.warn('cannot watch the CA store; polling only', { error: e.message }));
+      return () => w.close();
+    } catch (e) {
+      logger.warn('cannot watch the CA store; polling only', { error: (e as Error).message });
+      return () => undefined;
+    }
   }
 
   path(name: string): string {
@@ -115,27 +171,10 @@ export class DirectoryStore implements AuthorityStore {
     } catch {
       previous = undefined; // --force over a broken store starts over
     }
-    const root = await createRoot({ trustDomain, clock: o.clock, lifetimeMs: o.rootLifetimeMs });
-    const intermediate = await createIntermediate({ trustDomain, root, clock: o.clock, lifetimeMs: o.intermediateLifetimeMs });
-    const now = o.clock.now();
-    const rootRec = authorityRecord(root.certificate, { kind: 'root', slot: 'active', now, keyInStore: !o.rootKeyOut });
-    const intRec = authorityRecord(intermediate.certificate, { kind: 'intermediate', slot: 'active', parent: rootRec.id, now, keyInStore: true });
-    if (o.rootKeyOut) writeFileAtomic(o.rootKeyOut, toPem('PRIVATE KEY', root.keyPkcs8), 0o600);
-    const records: StoreRecords = {
-      format: 2,
-      trustDomain,
-      bundleVersion: (previous?.records.bundleVersion ?? 0) + 1,
-      authorities: [rootRec, intRec],
-      rotation: null,
-      ...(o.rootLifetimeMs || o.intermediateLifetimeMs
-        ? { lifetimes: { root: o.rootLifetimeMs ?? ROOT_LIFETIME_MS, intermediate: o.intermediateLifetimeMs ?? INTERMEDIATE_LIFETIME_MS } }
-        : {}),
-    };
-    const revision = this.commitSync(previous?.revision ?? this.#revision(), records, [
-      { id: rootRec.id, certificate: root.certificate, keyPkcs8: o.rootKeyOut ? undefined : root.keyPkcs8 },
-      { id: intRec.id, certificate: intermediate.certificate, keyPkcs8: intermediate.keyPkcs8 },
-    ]);
-    return { trustDomain, root, rootCertificate: root.certificate, intermediate, bundle: [root.certificate], bundleVersion: records.bundleVersion, revision, records };
+    const made = await newCa({ ...o, trustDomain }, previous?.records);
+    const revision = this.commitSync(previous?.revision ?? this.#revision(), made.records, made.material);
+    const { records } = made;
+    return { trustDomain, root: made.root, rootCertificate: made.root.certificate, intermediate: made.intermediate, bundle: [made.root.certificate], bundleVersion: records.bundleVersion, revision, records };
   }
 
   async read(): Promise<Versioned> {
@@ -160,17 +199,8 @@ export class DirectoryStore implements AuthorityStore {
       if (existsSync(this.path(StoreFiles.legacyState)) && existsSync(this.path(StoreFiles.rootCert))) this.#migrate();
       else throw new TollgateError('TG_STORE_MISSING', `no CA in ${this.dir}; create one with \`tollgate ca init --trust-domain TD --dir ${this.dir}\``);
     }
-    const file = this.path(StoreFiles.records);
-    let parsed: StoreRecords & { revision: number };
     try {
-      parsed = JSON.parse(readFileSync(file, 'utf8')) as StoreRecords & { revision: number };
-    } catch (e) {
-      throw this.#corrupt(StoreFiles.records, (e as Error).message, e);
-    }
-    const { revision, ...records } = parsed;
-    if (!Number.isSafeInteger(revision) || revision < 1) throw this.#corrupt(StoreFiles.records, 'it has no revision');
-    try {
-      return { revision, records: validateRecords(records) };
+      return parseRecordsText(readFileSync(this.path(StoreFiles.records), 'utf8'));
     } catch (e) {
       throw this.#corrupt(StoreFiles.records, (e as Error).message, e);
     }
@@ -209,7 +239,7 @@ export class DirectoryStore implements AuthorityStore {
         }
         const revision = expectedRevision + 1;
         const before = this.#referencedIds();
-        writeFileAtomic(this.path(StoreFiles.records), `${JSON.stringify({ revision, ...records }, null, 2)}\n`, 0o644);
+        writeFileAtomic(this.path(StoreFiles.records), recordsText(revision, records), 0o644);
         this.#writeViews(records);
         // Authorities the records no longer hold (pruned long after they expired) lose their files.
         const kept = new Set(records.authorities.map((a) => a.id));

@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { waitingClock } from '../common/clock.ts';
 import { parseDuration } from '../common/duration.ts';
 import { isTollgateError, TollgateError } from '../common/errors.ts';
+import { addStoreOptions, openStore, storeArgs, type StoreFlags } from './ca-store.ts';
 
-interface RotateFlags {
-  dir: string;
+interface RotateFlags extends StoreFlags {
   caAdmin?: string;
   rootKey?: string;
   newRootKeyOut?: string;
@@ -20,10 +20,9 @@ interface RotateFlags {
 }
 
 export function registerCaRotate(ca: Command): void {
-  ca.command('rotate')
+  addStoreOptions(ca.command('rotate'), { kubeFlags: true })
     .description('rotate the root or the intermediate: prepare, wait for the sidecars, activate, wait for old leaves, retire')
     .argument('<kind>', 'root | intermediate')
-    .requiredOption('--dir <dir>', 'CA store directory')
     .option('--ca-admin <addr>', "admin address HOST:PORT of a running `ca serve` (its /status): sidecar convergence and live leaves")
     .option('--root-key <file>', 'the active root\'s key (PEM) when it is kept offline (`ca init --offline-root`)')
     .option('--new-root-key-out <file>', 'root rotation with an offline root: write the new root\'s key here (mode 0600), not into the store')
@@ -48,12 +47,14 @@ Examples:
   $ tollgate ca rotate intermediate --dir ./ca --dry-run
   $ tollgate ca rotate root --dir ./ca --ca-admin 127.0.0.1:15021
   $ tollgate ca rotate root --dir ./ca --ca-admin 127.0.0.1:15021 --resume --json
-  $ tollgate ca rotate intermediate --dir ./ca --root-key /media/usb/root.key`)
+  $ tollgate ca rotate intermediate --dir ./ca --root-key /media/usb/root.key
+  $ kubectl -n tollgate-system exec deploy/tollgate-ca -- tollgate ca rotate root --store kubernetes --ca-admin 127.0.0.1:15021`)
     .action(async (kind: string, o: RotateFlags) => {
       if (kind !== 'root' && kind !== 'intermediate') throw new TollgateError('TG_USAGE', `rotate what? ${JSON.stringify(kind)}: say root or intermediate`);
-      const [{ DirectoryStore }, { runRotation }, { rotationPrinter }, { fetchCaStatus }, { readPrivateKeyFile }] = await Promise.all([
-        import('../ca/store.ts'), import('../ca/rotation.ts'), import('../ca/rotation-plan.ts'), import('../ca/status.ts'), import('../pki/pem.ts'),
+      const [{ runRotation }, { rotationPrinter }, { fetchCaStatus }, { readPrivateKeyFile }] = await Promise.all([
+        import('../ca/rotation.ts'), import('../ca/rotation-plan.ts'), import('../ca/status.ts'), import('../pki/pem.ts'),
       ]);
+      const opened = await openStore(o, { clock: waitingClock });
       const printer = rotationPrinter({ write: (s) => process.stdout.write(s), json: !!o.json, tty: !!process.stdout.isTTY, now: () => waitingClock.now() });
       const abort = new AbortController();
       const onSigint = (): void => abort.abort();
@@ -62,7 +63,7 @@ Examples:
       try {
         await runRotation({
           kind,
-          store: new DirectoryStore({ dir: o.dir }),
+          store: opened.store,
           clock: waitingClock,
           resume: !!o.resume,
           dryRun: !!o.dryRun,
@@ -79,10 +80,11 @@ Examples:
         });
       } catch (e) {
         if (isTollgateError(e) && (e.code === 'TG_INTERRUPTED' || e.code === 'TG_TIMEOUT')) {
-          throw new TollgateError(e.code, `${e.message}; the rotation keeps its phase in ${o.dir}: continue with \`tollgate ca rotate ${kind} --dir ${o.dir} --resume${o.caAdmin ? ` --ca-admin ${o.caAdmin}` : ''}\``);
+          throw new TollgateError(e.code, `${e.message}; the rotation keeps its phase in ${opened.kind === 'directory' ? o.dir : opened.store.where}: continue with \`tollgate ca rotate ${kind} ${storeArgs(o, opened)} --resume${o.caAdmin ? ` --ca-admin ${o.caAdmin}` : ''}\``);
         }
         throw e;
       } finally {
+        opened.close();
         process.off('SIGINT', onSigint);
         process.off('SIGTERM', onSigint);
       }

@@ -6,6 +6,7 @@ import type { RunningCa } from '../ca/server.ts';
 import type { Clock } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { kubeClientFromFlags } from './ca-store.ts';
 import { parseListen } from './options.ts';
 
 export interface WebhookFlags {
@@ -34,7 +35,7 @@ export async function startCaWebhook(ca: RunningCa, o: WebhookFlags, deps: { clo
   if (o.webhookListen === undefined) return null;
   if (o.injectorConfig === undefined) throw new TollgateError('TG_USAGE', '--webhook-listen needs --injector-config FILE (the config.yaml of ConfigMap tollgate-injector)');
   const listen = parseListen(o.webhookListen, '0.0.0.0', '--webhook-listen');
-  const [{ KubeClient, inClusterNamespace, inClusterOptions, kubeClientOptions }, { loadInjectorConfig, DEFAULT_SYSTEM_NAMESPACE }, { WebhookServingCertificate }, { CaBundleKeeper }, { NamespaceLabels }, { startWebhookServer }, { certsToPem }] = await Promise.all([
+  const [{ inClusterNamespace }, { loadInjectorConfig, DEFAULT_SYSTEM_NAMESPACE }, { WebhookServingCertificate }, { CaBundleKeeper }, { NamespaceLabels }, { startWebhookServer }, { certsToPem }] = await Promise.all([
     import('../common/kube-client.ts'),
     import('../injector/config.ts'),
     import('../ca/webhook-cert.ts'),
@@ -46,15 +47,7 @@ export async function startCaWebhook(ca: RunningCa, o: WebhookFlags, deps: { clo
   const namespace = o.namespace ?? inClusterNamespace() ?? DEFAULT_SYSTEM_NAMESPACE;
   const config = loadInjectorConfig(o.injectorConfig, { systemNamespace: namespace });
   const logger = deps.logger.child({ component: 'webhook' });
-  const client = new KubeClient(
-    o.k8sApiServer
-      ? kubeClientOptions({
-          server: o.k8sApiServer,
-          caFile: o.k8sCaFile,
-          ...(o.k8sClientCert !== undefined || o.k8sClientKey !== undefined ? { certFile: o.k8sClientCert ?? '', keyFile: o.k8sClientKey ?? '' } : { tokenFile: o.k8sTokenFile }),
-        })
-      : inClusterOptions(),
-  );
+  const client = await kubeClientFromFlags(o);
   const cert = await WebhookServingCertificate.start({
     intermediate: () => ca.currentIntermediate(),
     dnsNames: list(o.webhookDnsNames),

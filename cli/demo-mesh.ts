@@ -172,7 +172,7 @@ export async function startDemoMesh(options: { log?: (line: string) => void } = 
     const ordersYaml = sidecarYaml({
       caPort: ca.grpc.port,
       bundleFile,
-      token: tokens.create({ spiffeId: DEMO_IDS.orders, ttlMs: 10 * 60_000 }).token,
+      token: (await tokens.create({ spiffeId: DEMO_IDS.orders, ttlMs: 10 * 60_000 })).token,
       inbound: { appPort: ordersAppPort, policyFile },
     });
     writeFileSync(join(dir, 'orders-sidecar.yaml'), ordersYaml, { mode: 0o600 });
@@ -191,7 +191,7 @@ export async function startDemoMesh(options: { log?: (line: string) => void } = 
     const webYaml = sidecarYaml({
       caPort: ca.grpc.port,
       bundleFile,
-      token: tokens.create({ spiffeId: DEMO_IDS.web, ttlMs: 10 * 60_000 }).token,
+      token: (await tokens.create({ spiffeId: DEMO_IDS.web, ttlMs: 10 * 60_000 })).token,
       outbound: { upstreamPort: ordersInbound, spiffeId: DEMO_IDS.orders },
     });
     writeFileSync(join(dir, 'web-sidecar.yaml'), webYaml, { mode: 0o600 });

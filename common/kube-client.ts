@@ -4,7 +4,8 @@
 // CA, bearer token or client certificate: tests against a loopback API server). Failures are
 // typed: a resourceVersion conflict (or an existing name) is TG_KUBE_CONFLICT, a missing object
 // TG_KUBE_NOT_FOUND, any other refusal TG_KUBE_API, an unreachable server TG_UNAVAILABLE; all are
-// KubeApiError with the HTTP status and the Status reason.
+// KubeApiError with the HTTP status and the Status reason. `watch` streams a watch's events (one
+// JSON object per line) until the server ends it.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { isIP } from 'node:net';
@@ -32,6 +33,12 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   merge: 'application/merge-patch+json',
   strategic: 'application/strategic-merge-patch+json',
 };
+
+/** One event of a watch stream; an ERROR event's object is a Status (e.g. code 410: resourceVersion too old). */
+export interface WatchEvent<T = unknown> {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  readonly object: T;
+}
 
 export class KubeApiError extends TollgateError {
   /** HTTP status (0 when the server was not reached). */
@@ -129,13 +136,18 @@ export class KubeClient {
     return this.request<T>('DELETE', path);
   }
 
-  request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const what = `${method} ${path}`;
+  #headers(payload?: Buffer, contentType = 'application/json'): Record<string, string> {
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'tollgate' };
     if (payload) Object.assign(headers, { 'content-type': contentType, 'content-length': String(payload.length) });
     const token = this.#o.token?.();
     if (token) headers['authorization'] = `Bearer ${token}`;
+    return headers;
+  }
+
+  request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const what = `${method} ${path}`;
+    const headers = this.#headers(payload, contentType);
     return new Promise<T>((resolve, reject) => {
       const req = request(`${this.server}${path}`, { method, headers, agent: this.#agent, timeout: this.#o.timeoutMs ?? 10_000 }, (res) => {
         const chunks: Buffer[] = [];
@@ -155,9 +167,7 @@ export class KubeClient {
             // A non-JSON answer (a proxy's error page) is described by its status below.
           }
           if (status >= 200 && status < 300) return resolve(data as T);
-          const s = (data ?? {}) as { reason?: string; message?: string };
-          const code: ErrorCode = status === 409 ? 'TG_KUBE_CONFLICT' : status === 404 ? 'TG_KUBE_NOT_FOUND' : 'TG_KUBE_API';
-          reject(new KubeApiError(code, `${what}: ${status} ${s.reason ?? res.statusMessage ?? ''}: ${s.message ?? text.slice(0, 300)}`, { status, reason: s.reason ?? '' }));
+          reject(refusal(what, status, data, text, res.statusMessage));
         });
         res.on('error', (e) => reject(unreachable(what, e)));
       });
@@ -167,9 +177,85 @@ export class KubeClient {
     });
   }
 
+  /**
+   * GET `path` (which must ask for `watch=1`) and call `onEvent` for every event until the server
+   * ends the stream (its timeoutSeconds): then it resolves, as it does when `signal` aborts. A refusal,
+   * an ERROR event (its Status's code as the status: 410 when the resourceVersion is too old) or a
+   * connection silent for `idleTimeoutMs` rejects.
+   */
+  watch<T>(path: string, onEvent: (e: WatchEvent<T>) => void, o: { signal?: AbortSignal; idleTimeoutMs?: number } = {}): Promise<void> {
+    const what = `WATCH ${path}`;
+    const idle = o.idleTimeoutMs ?? 330_000;
+    return new Promise<void>((resolve, reject) => {
+      if (o.signal?.aborted) return resolve();
+      let settled = false;
+      const done = (e?: Error): void => {
+        if (settled) return;
+        settled = true;
+        o.signal?.removeEventListener('abort', abort);
+        if (e) reject(e);
+        else resolve();
+      };
+      const req = request(`${this.server}${path}`, { method: 'GET', headers: this.#headers(), agent: this.#agent, timeout: idle }, (res) => {
+        const status = res.statusCode ?? 0;
+        res.setEncoding('utf8');
+        let buffered = '';
+        res.on('data', (chunk: string) => {
+          buffered += chunk;
+          if (buffered.length > MAX_RESPONSE_BYTES) return req.destroy(new Error(`a watch event is larger than ${MAX_RESPONSE_BYTES} bytes`));
+          if (status < 200 || status >= 300) return;
+          let nl: number;
+          while ((nl = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, nl).trim();
+            buffered = buffered.slice(nl + 1);
+            if (line === '') continue;
+            let event: WatchEvent<T>;
+            try {
+              event = JSON.parse(line) as WatchEvent<T>;
+            } catch {
+              return req.destroy(new Error('the watch stream holds a line that is not JSON'));
+            }
+            if (event.type === 'ERROR') {
+              const s = event.object as { code?: number; reason?: string; message?: string };
+              done(new KubeApiError('TG_KUBE_API', `${what}: ${s.code ?? 0} ${s.reason ?? ''}: ${s.message ?? ''}`, { status: s.code ?? 0, reason: s.reason ?? '' }));
+              return req.destroy();
+            }
+            onEvent(event);
+          }
+        });
+        res.on('end', () => {
+          if (status >= 200 && status < 300) return done();
+          let data: unknown;
+          try {
+            data = JSON.parse(buffered);
+          } catch {
+            data = undefined;
+          }
+          done(refusal(what, status, data, buffered, res.statusMessage));
+        });
+        res.on('error', (e) => done(o.signal?.aborted ? undefined : unreachable(what, e)));
+      });
+      const abort = (): void => {
+        settled = true;
+        resolve();
+        req.destroy();
+      };
+      o.signal?.addEventListener('abort', abort, { once: true });
+      req.on('timeout', () => req.destroy(new Error(`the watch was silent for ${idle} ms`)));
+      req.on('error', (e) => done(o.signal?.aborted ? undefined : unreachable(what, e)));
+      req.end();
+    });
+  }
+
   close(): void {
     this.#agent.destroy();
   }
+}
+
+function refusal(what: string, status: number, data: unknown, text: string, statusMessage: string | undefined): KubeApiError {
+  const s = (data ?? {}) as { reason?: string; message?: string };
+  const code: ErrorCode = status === 409 ? 'TG_KUBE_CONFLICT' : status === 404 ? 'TG_KUBE_NOT_FOUND' : 'TG_KUBE_API';
+  return new KubeApiError(code, `${what}: ${status} ${s.reason ?? statusMessage ?? ''}: ${s.message ?? text.slice(0, 300)}`, { status, reason: s.reason ?? '' });
 }
 
 function unreachable(what: string, e: Error): KubeApiError {

@@ -63,7 +63,7 @@ describe('SvidManager with the real CA in-process', () => {
   test('first issue with a join token, then renewal over mTLS at the seeded jittered time', async () => {
     const clock = new ManualClock(T0);
     const ca = await inProcessCa(clock, tmp);
-    const token = ca.joinToken();
+    const token = await ca.joinToken();
     const s = setup(ca, clock, { attestation: { kind: 'join', token } });
     assert.deepEqual(s.m.readiness(), { ready: false, detail: 'no SVID yet' });
     await s.m.start();
@@ -168,7 +168,7 @@ describe('SvidManager with the real CA in-process', () => {
   test('an expired SVID with a used join token stops and asks for a new join token', async () => {
     const clock = new ManualClock(T0);
     const ca = await inProcessCa(clock, tmp);
-    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() }, ttlSeconds: 10, backoff: { baseMs: 1000, maxMs: 4000 } });
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() }, ttlSeconds: 10, backoff: { baseMs: 1000, maxMs: 4000 } });
     await s.m.start();
     ca.down = true;
     for (let i = 0; i < 40 && s.m.nextRenewalAt() !== null; i++) {
@@ -187,7 +187,7 @@ describe('SvidManager with the real CA in-process', () => {
   test('a bad CA response never replaces the good SVID', async () => {
     const clock = new ManualClock(T0);
     const ca = await inProcessCa(clock, tmp);
-    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() } });
     await s.m.start();
     const good = s.m.svid()!;
     const foreign = testChain(TD, T0);
@@ -219,7 +219,7 @@ describe('SvidManager with the real CA in-process', () => {
   test('bundle pushes: a new version replaces the bundle, bad ones are refused, a broken stream is re-watched', async () => {
     const clock = new ManualClock(T0);
     const ca = await inProcessCa(clock, tmp);
-    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() } });
     await s.m.start();
     const due = s.m.nextRenewalAt();
     s.expected(); // consumed by the first renewAt
@@ -316,7 +316,7 @@ describe('SvidManager with the real CA in-process', () => {
     const clock = new ManualClock(T0);
     const ca = await inProcessCa(clock, tmp);
     ca.down = true;
-    const s = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() } });
     let settled = false;
     const started = s.m.start().finally(() => (settled = true));
     assert.equal(s.m.start(), s.m.start(), 'one start');
@@ -334,7 +334,7 @@ describe('SvidManager with the real CA in-process', () => {
     assert.ok(s.m.readiness().ready);
     s.m.close();
 
-    const pending = setup(ca, clock, { attestation: { kind: 'join', token: ca.joinToken() } });
+    const pending = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() } });
     ca.down = true;
     const p = pending.m.start();
     await until(retried(pending.m), 'a retry');

@@ -121,7 +121,7 @@ test('join token: reused, unknown, expired', async () => {
   await refused(ca.client().issue({ csr: newKey().csr, token: `tgjoin.${'A'.repeat(43)}` }), 'TG_TOKEN_UNKNOWN');
   // A token created an hour ago with a 10-minute TTL (the store's clock is injected, not slept through).
   const past = new ManualClock(Date.now() - 3600_000);
-  const old = new JoinTokenAttestor({ dir: join(ca.dir, 'tokens'), clock: past, trustDomain: TD }).create({ spiffeId: WEB, ttlMs: 600_000 });
+  const old = await new JoinTokenAttestor({ dir: join(ca.dir, 'tokens'), clock: past, trustDomain: TD }).create({ spiffeId: WEB, ttlMs: 600_000 });
   await refused(ca.client().issue({ csr: newKey().csr, token: old.token }), 'TG_TOKEN_EXPIRED');
 });
 

@@ -69,7 +69,8 @@ test('CA Deployment: args, ports, probes, mounts and identity exactly as CONTRAC
     const [ca] = spec.containers;
     assert.equal(spec.containers.length, 1);
     assert.deepEqual(ca.args, [
-      'ca', 'serve', '--dir', '/etc/tollgate/ca', '--listen', '0.0.0.0:8443', '--admin', '0.0.0.0:15021',
+      'ca', 'serve', '--store', 'kubernetes', '--namespace', ns, '--secret', 'tollgate-ca', '--trust-domain', 'cluster.local', '--init-if-empty',
+      '--listen', '0.0.0.0:8443', '--admin', '0.0.0.0:15021',
       '--k8s-api-server', 'https://kubernetes.default.svc', '--webhook-listen', '0.0.0.0:9443',
       '--webhook-config-name', 'tollgate-sidecar-injector',
       '--webhook-dns-names', `tollgate-ca.${ns}.svc,tollgate-ca.${ns}.svc.cluster.local`,
@@ -79,26 +80,27 @@ test('CA Deployment: args, ports, probes, mounts and identity exactly as CONTRAC
     assert.equal(ca.image, 'ghcr.io/tollgate/tollgate:0.1.0');
     assert.equal(d.spec.replicas, 2);
     assert.equal(spec.serviceAccountName, 'tollgate-ca');
-    assert.equal(spec.automountServiceAccountToken, true, 'TokenReview and the caBundle PATCH need the token');
+    assert.equal(spec.automountServiceAccountToken, true, 'the store, TokenReview and the caBundle PATCH need the token');
     const ports: Record<string, number> = Object.fromEntries(ca.ports.map((p: Any) => [p.name, p.containerPort]));
     assert.deepEqual([ca.livenessProbe.httpGet.path, ports[ca.livenessProbe.httpGet.port]], ['/healthz', 15021]);
     assert.deepEqual([ca.readinessProbe.httpGet.path, ports[ca.readinessProbe.httpGet.port]], ['/readyz', 15021]);
     assert.deepEqual(ports, { grpc: 8443, webhook: 9443, admin: 15021 });
     const mounts = Object.fromEntries(ca.volumeMounts.map((m: Any) => [m.mountPath, m]));
     const volumes = Object.fromEntries(spec.volumes.map((v: Any) => [v.name, v]));
-    assert.equal(mounts['/etc/tollgate/ca'].readOnly, true);
-    assert.deepEqual(volumes[mounts['/etc/tollgate/ca'].name].secret, { secretName: 'tollgate-ca', defaultMode: 0o400 });
+    assert.ok(!spec.volumes.some((v: Any) => v.secret), 'no Secret is mounted: the CA reads its store through the API');
     assert.equal(mounts['/etc/tollgate/injector'].readOnly, true);
     assert.equal(volumes[mounts['/etc/tollgate/injector'].name].configMap.name, 'tollgate-injector');
     assert.ok(volumes[mounts['/tmp'].name].emptyDir, '/tmp is an emptyDir (read-only root filesystem)');
-    assert.equal(spec.securityContext.fsGroup, spec.securityContext.runAsGroup, 'the CA group reads the 0400 Secret files');
     const anti = spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
     assert.equal(anti.topologyKey, 'kubernetes.io/hostname');
     assert.ok(selectorMatches(anti.labelSelector, d.spec.template.metadata.labels));
   }
   const fullCa = (findObject(full, 'Deployment', 'tollgate-ca') as Any).spec.template.spec;
   assert.equal(fullCa.containers[0].image, 'registry.example.org:5000/mesh/tollgate:0.1.0-rc.1');
-  assert.deepEqual(fullCa.volumes.find((v: Any) => v.secret).secret.secretName, 'mesh-ca');
+  const fullArgs: string[] = fullCa.containers[0].args;
+  assert.equal(fullArgs[fullArgs.indexOf('--secret') + 1], 'mesh-ca');
+  assert.equal(fullArgs[fullArgs.indexOf('--trust-domain') + 1], 'example.org');
+  assert.ok(!fullArgs.includes('--init-if-empty'), 'ca.initIfEmpty false: the CA must exist before install');
 });
 
 test('Service tollgate-ca: grpc 8443 -> 8443, webhook 443 -> 9443, selecting the CA pods; ServiceAccount tollgate-ca', () => {
@@ -116,26 +118,30 @@ function rbacRules(objects: KubeObject[]): [string, Any][] {
   return objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((r) => (r as Any).rules.map((rule: Any) => [r.kind, rule]));
 }
 
-test('RBAC: every rule names its resources, except `create` (which Kubernetes cannot scope by name)', () => {
+test('RBAC: every rule names its resources, except `create` (which Kubernetes cannot scope by name) and `get namespaces`', () => {
   for (const objects of [defaults, renderObjects({ set: ['webhook.scope=labelled-namespaces', 'ca.secretName=other'] })]) {
     for (const [kind, rule] of rbacRules(objects)) {
-      if (rule.resourceNames) continue;
+      if (rule.resourceNames || (kind === 'ClusterRole' && rule.resources.join() === 'namespaces')) continue;
       assert.deepEqual(rule.verbs, ['create'], `${kind} rule without resourceNames: ${JSON.stringify(rule)}`);
     }
   }
-  const grants = new Set(rbacRules(defaults).flatMap(([kind, r]) => r.verbs.map((v: string) => `${kind} ${v} ${r.resources.join()}${r.resourceNames ? `/${r.resourceNames.join()}` : ''}`)));
-  for (const g of [
+  const grantsOf = (objects: KubeObject[]) => new Set(rbacRules(objects).flatMap(([kind, r]) => r.verbs.flatMap((v: string) => r.resources.map((res: string) => `${kind} ${v} ${res}${r.resourceNames ? `/${r.resourceNames.join()}` : ''}`))));
+  const expected = [
     'ClusterRole create tokenreviews',
     'ClusterRole get mutatingwebhookconfigurations/tollgate-sidecar-injector',
     'ClusterRole patch mutatingwebhookconfigurations/tollgate-sidecar-injector',
-    'Role get secrets/tollgate-ca', 'Role update secrets/tollgate-ca',
-    'Role get configmaps/tollgate-bundle', 'Role patch configmaps/tollgate-bundle',
-    'Role get configmaps/tollgate-injector', 'Role watch configmaps/tollgate-injector',
-    'Role get leases/tollgate-ca', 'Role update leases/tollgate-ca',
-    'Role create configmaps', 'Role create leases',
-  ]) assert.ok(grants.has(g), `missing grant: ${g}`);
-  assert.ok(![...grants].some((g) => /secrets$|create secrets|update configmaps\/tollgate-injector|delete|escalate|bind|\*/.test(g)), [...grants].join('\n'));
-  // all-namespaces: the webhook reads the pod's Namespace, the one rule that cannot name its object.
+    'ClusterRole get namespaces',
+    'Role get secrets/tollgate-ca', 'Role list secrets/tollgate-ca', 'Role watch secrets/tollgate-ca', 'Role update secrets/tollgate-ca',
+    'Role get secrets/tollgate-join-tokens', 'Role patch secrets/tollgate-join-tokens',
+    'Role get configmaps/tollgate-bundle', 'Role update configmaps/tollgate-bundle',
+    'Role get configmaps/tollgate-injector', 'Role list configmaps/tollgate-injector', 'Role watch configmaps/tollgate-injector',
+    'Role create secrets', 'Role create configmaps',
+  ];
+  // Exactly these, in both webhook scopes: the webhook reads namespace labels in either (a pod's
+  // annotation opt-in is judged with its namespace's label), so `get namespaces` is in both.
+  for (const [objects, secret] of [[defaults, 'tollgate-ca'], [full, 'mesh-ca']] as const) {
+    assert.deepEqual([...grantsOf(objects)].sort(), expected.map((g) => g.replace('secrets/tollgate-ca', `secrets/${secret}`)).sort());
+  }
   const unnamed = rbacRules(full).filter(([, r]) => !r.resourceNames && !(r.verbs.length === 1 && r.verbs[0] === 'create'));
   assert.deepEqual(unnamed.map(([kind, r]) => `${kind} ${r.verbs.join()} ${r.resources.join()}`), ['ClusterRole get namespaces']);
   for (const b of defaults.filter((o) => o.kind.endsWith('Binding')) as Any[]) {
@@ -256,12 +262,14 @@ test('Grafana dashboard ConfigMap: labelled for the sidecar, a panel for every P
   for (const p of panels) assert.equal(p.datasource.uid, '${datasource}', `${p.title}: uses the dashboard's data source variable`);
 });
 
-test('NOTES.txt says what to do next: the CA Secret, label a namespace, an allow-list, check a pod', () => {
+test('NOTES.txt says what to do next: the CA Secret and its backup, label a namespace, an allow-list, check a pod', () => {
   const r = helm(['install', 'tollgate', chartDir, '--namespace', releaseNamespace, '--dry-run=client']);
   assert.equal(r.status, 0, r.stderr);
   const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
   for (const want of [
-    'kubectl -n tollgate-system get secret tollgate-ca',
+    'Secret tollgate-ca (created on first start for cluster.local)',
+    'back it up encrypted',
+    'kubectl -n tollgate-system get configmap tollgate-bundle',
     'kubectl label namespace shop tollgate.io/inject=enabled',
     'tollgate.io/policy-configmap',
     'spiffe://cluster.local/ns/shop/sa/web',

@@ -18,6 +18,11 @@ export interface Attestation {
   readonly spiffeId: SpiffeId;
   /** Facts worth auditing (never the token itself): e.g. pod name, token id hash, prior serial. */
   readonly details?: Readonly<Record<string, string>>;
+  /**
+   * Single-use evidence (a join token): use it up. The CA calls this last, once everything else
+   * that can refuse the request has passed; it throws (TG_TOKEN_REUSED) when another request won.
+   */
+  readonly consume?: () => Promise<void>;
 }
 
 export interface Attestor {

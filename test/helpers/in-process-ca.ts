@@ -72,7 +72,7 @@ export async function inProcessCa(clock: ManualClock, tmp: string) {
     /** The root the CA's own serving certificate chains to: clients must trust it. */
     servingRoot: root.certificate,
     watches: new Set<(e?: TollgateError) => void>(),
-    joinToken: (id = WEB) => joinTokens.create({ spiffeId: id, ttlMs: 600_000 }).token,
+    joinToken: async (id = WEB) => (await joinTokens.create({ spiffeId: id, ttlMs: 600_000 })).token,
     k8sToken: (exp: number) =>
       new SignJWT({
         aud: ['tollgate-ca'], iss: K8S_ISSUER, sub: 'system:serviceaccount:shop:web', exp: Math.floor(exp / 1000), iat: Math.floor(clock.now() / 1000),
