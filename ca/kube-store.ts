@@ -11,7 +11,7 @@
 //   mesh, annotated with its bundle version. It is a copy: written after each commit, and checked by
 //   every replica at each poll, which fixes it (again a CAS on its resourceVersion) when it lags the
 //   records; a copy with a higher version is left alone.
-// - Join tokens: Secret `tollgate-join-tokens` (ca/attestation/kube-join-tokens.ts).
+// - Join tokens: Secrets `tollgate-join-tokens-0` ... `-f` (ca/attestation/kube-join-tokens.ts).
 // - Replicas see each other's commits through a watch on the Secret (ca/kube-watch.ts) and a poll.
 // A Secret written by `kubectl create secret generic tollgate-ca --from-file=ca/` from a directory
 // store is read too: the active authorities come from its root.* and intermediate.* views, and the
@@ -52,7 +52,7 @@ export interface KubernetesStoreOptions {
   readonly secretName?: string | undefined;
   /** Default tollgate-bundle. */
   readonly bundleConfigMap?: string | undefined;
-  /** Default tollgate-join-tokens. */
+  /** Prefix of the join tokens' 16 shard Secrets; default tollgate-join-tokens. */
   readonly joinTokensSecret?: string | undefined;
   readonly clock: Clock;
   /** Where a failed bundle publication after a commit is reported (the commit itself stands). */

@@ -244,7 +244,7 @@ Examples:
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 The token is printed once; only its SHA-256 is stored (a file under DIR/tokens/, or a key of Secret
-tollgate-join-tokens with --store kubernetes). It works for one IssueSVID call, on any CA replica.
+tollgate-join-tokens-<first hex digit of the hash> with --store kubernetes). It works for one IssueSVID call, on any CA replica.
 
 Examples:
   $ tollgate ca token create --dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web

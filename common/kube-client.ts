@@ -110,7 +110,8 @@ export class KubeClient {
     this.server = options.server.replace(/\/+$/, '');
     this.#agent = new Agent({
       keepAlive: true,
-      maxSockets: 8,
+      // A CA replica under load issues tens of API calls at once (its watch holds one socket).
+      maxSockets: 32,
       ...(options.caPem !== undefined ? { ca: options.caPem } : {}),
       ...(options.clientCert ? { cert: options.clientCert.certPem, key: options.clientCert.keyPem } : {}),
     });

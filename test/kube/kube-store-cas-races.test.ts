@@ -187,7 +187,10 @@ test('join tokens: of two replicas using one token exactly one wins; different t
   const used = await Promise.allSettled(many.map(async (t, i) => (await (i % 2 ? attA : attB).attest({ token: t.token })).consume!()));
   assert.deepEqual(used.filter((r) => r.status === 'rejected'), []);
   // Only hashes are stored.
-  const secret = (await cluster.get(`/api/v1/namespaces/${NS}/secrets/tollgate-join-tokens`)).body;
-  assert.ok(Object.keys(secret.data).every((k) => /^[0-9a-f]{64}$/.test(k)));
-  assert.ok(!JSON.stringify(secret).includes(t1.slice(7)), 'no token in the Secret');
+  const shards = (await cluster.get(`/api/v1/namespaces/${NS}/secrets?labelSelector=app.kubernetes.io%2Fpart-of%3Dtollgate`)).body.items.filter((s: { metadata: { name: string } }) => s.metadata.name.startsWith('tollgate-join-tokens-'));
+  assert.ok(shards.length > 1, 'tokens spread over the shards');
+  for (const secret of shards) {
+    assert.ok(Object.keys(secret.data).every((k) => /^[0-9a-f]{64}$/.test(k) && k[0] === secret.metadata.name.at(-1)), 'keyed by hash, in the shard of its first digit');
+    assert.ok(!JSON.stringify(secret).includes(t1.slice(7)), 'no token in the Secret');
+  }
 });
