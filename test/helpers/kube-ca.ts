@@ -10,9 +10,10 @@ import type { CaClient } from '../../common/ca-client.ts';
 import { KubeClient as ApiClient } from '../../common/kube-client.ts';
 import { connectCa } from '../../pki/ca-connect.ts';
 import { pemToCertDers } from '../../pki/pem.ts';
+import { after, before } from 'node:test';
 import { renderObjects } from './chart.ts';
-import type { KubeCluster } from './kube-cluster.ts';
-import { startTollgate, type Started } from './procs.ts';
+import { kubeTierMissing, startKubeCluster, type KubeCluster } from './kube-cluster.ts';
+import { startTollgate, tempDir, type Started } from './procs.ts';
 
 export const CA_NAMESPACE = 'tollgate-system';
 export const CA_SERVICE_ACCOUNT = 'tollgate-ca';
@@ -96,3 +97,46 @@ export function readAudit(file: string): Array<Record<string, unknown>> {
 
 /** The DER roots of a bundle PEM. */
 export const rootsOf = (pem: string): Buffer[] => pemToCertDers(pem);
+
+/**
+ * A test file's cluster with the chart's RBAC for the CA in tollgate-system: started before the
+ * file's tests (unless the tier is missing), then `setup` (Node 20 runs a file's `before` hooks
+ * concurrently, so what needs the cluster goes here); stopped after them with every CA handed to
+ * `track`.
+ */
+export function kubeCaForFile(o: { prefix: string; set?: string[]; setup?: () => Promise<void> }): {
+  readonly cluster: KubeCluster;
+  readonly dir: string;
+  readonly rbac: Awaited<ReturnType<typeof installChartRbac>>;
+  track<T extends { stop(): Promise<unknown> }>(ca: T): T;
+} {
+  const state: { cluster?: KubeCluster; tmp?: ReturnType<typeof tempDir>; rbac?: Awaited<ReturnType<typeof installChartRbac>> } = {};
+  const tracked: Array<{ stop(): Promise<unknown> }> = [];
+  before(async () => {
+    if (kubeTierMissing()) return;
+    state.tmp = tempDir(o.prefix);
+    state.cluster = await startKubeCluster();
+    state.rbac = await installChartRbac(state.cluster, { dir: state.tmp.dir, ...(o.set ? { set: o.set } : {}) });
+    await o.setup?.();
+  });
+  after(async () => {
+    await Promise.all(tracked.map((c) => c.stop()));
+    await state.cluster?.stop();
+    state.tmp?.cleanup();
+  });
+  return {
+    get cluster() {
+      return state.cluster!;
+    },
+    get dir() {
+      return state.tmp!.dir;
+    },
+    get rbac() {
+      return state.rbac!;
+    },
+    track(ca) {
+      tracked.push(ca);
+      return ca;
+    },
+  };
+}

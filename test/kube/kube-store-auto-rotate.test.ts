@@ -5,37 +5,22 @@
 // root. The replicas start once less than 58.5 s of the root are left, so the new intermediate is
 // cut at the root's end and no second rotation follows. Each step is a CAS on the Secret: exactly
 // one replica does each, the other finds it done, and both issue from the new intermediate.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JoinTokenAttestor } from '../../ca/attestation/join-token.ts';
 import { active, bundleOf } from '../../ca/slots.ts';
 import { systemClock } from '../../common/clock.ts';
 import { newKey } from '../helpers/ca-fixture.ts';
-import { installChartRbac, kubeStoreFlags, kubeStoreFor, startKubeCa, type KubeCa } from '../helpers/kube-ca.ts';
-import { kubeTierMissing, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.ts';
-import { tempDir, tollgate } from '../helpers/procs.ts';
+import { kubeCaForFile, kubeStoreFlags, kubeStoreFor, startKubeCa } from '../helpers/kube-ca.ts';
+import { kubeTierMissing } from '../helpers/kube-cluster.ts';
+import { tollgate } from '../helpers/procs.ts';
 
 const skip = kubeTierMissing();
 const TD = 'cluster.local';
-let tmp: ReturnType<typeof tempDir>;
-let cluster: KubeCluster;
-let cas: KubeCa[] = [];
-let rbac: Awaited<ReturnType<typeof installChartRbac>>;
-
-before(async () => {
-  if (skip) return;
-  tmp = tempDir('tollgate-kube-rotate-');
-  cluster = await startKubeCluster();
-  rbac = await installChartRbac(cluster, { dir: tmp.dir });
-});
-
-after(async () => {
-  await Promise.all(cas.map((c) => c.stop()));
-  await cluster?.stop();
-  tmp?.cleanup();
-});
+const file = kubeCaForFile({ prefix: 'tollgate-kube-rotate-' });
 
 test('two replicas on one Kubernetes store rotate the intermediate once: one prepare, one activate, one retire', { skip, timeout: 120_000 }, async () => {
+  const { cluster, rbac } = file;
   const init = tollgate(['ca', 'init', ...kubeStoreFlags(cluster, rbac), '--trust-domain', TD, '--intermediate-lifetime', '60s', '--root-lifetime', '62s', '--json']);
   assert.equal(init.code, 0, init.stderr);
   const { store, client } = kubeStoreFor(cluster, { token: rbac.token });
@@ -44,8 +29,8 @@ test('two replicas on one Kubernetes store rotate the intermediate once: one pre
     const oldInt = active(first.records).intermediate.id;
     const rootEnd = Date.parse(active(first.records).root.notAfter);
     await cluster.waitFor(() => Date.now() >= rootEnd - 58_500, 'less than 58.5 s of the root left');
-    const start = (name: string) => startKubeCa(cluster, { tokenFile: rbac.tokenFile, dir: tmp.dir, name, extra: ['--max-ttl', '10s', '--default-ttl', '10s', '--store-poll', '1s'] });
-    cas = await Promise.all([start('a'), start('b')]);
+    const start = async (name: string) => file.track(await startKubeCa(cluster, { tokenFile: rbac.tokenFile, dir: file.dir, name, extra: ['--max-ttl', '10s', '--default-ttl', '10s', '--store-poll', '1s'] }));
+    const cas = await Promise.all([start('a'), start('b')]);
 
     const done = await cluster.waitFor(async () => {
       const r = await store.read();
@@ -58,7 +43,11 @@ test('two replicas on one Kubernetes store rotate the intermediate once: one pre
     assert.deepEqual(done.records.authorities.map((a) => `${a.kind}/${a.slot}`).sort(), ['intermediate/active', 'intermediate/retired', 'root/active']);
     assert.equal(done.records.bundleVersion, first.records.bundleVersion, 'an intermediate rotation leaves the bundle alone');
 
-    const logs = cas.map((c) => c.proc.stderr()).join('\n');
+    // The winner logs a step once its commit (and the bundle ConfigMap check after it) returns.
+    const logs = await cluster.waitFor(() => {
+      const text = cas.map((c) => c.proc.stderr()).join('\n');
+      return text.includes('automatic intermediate rotation: retire done') ? text : undefined;
+    }, 'the retire logged');
     for (const step of ['prepare', 'activate', 'retire']) {
       assert.equal(logs.split('\n').filter((l) => l.includes(`automatic intermediate rotation: ${step} done`)).length, 1, `${step} done by exactly one replica:\n${logs}`);
     }

@@ -3,38 +3,22 @@
 // ServiceAccount, create exactly one CA (one root, one intermediate, records at revision 1), serve
 // the same bundle over gRPC, and publish it to ConfigMap tollgate-bundle. A third process told
 // another trust domain refuses to serve this store.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bundleOf } from '../../ca/slots.ts';
 import { certsToPem } from '../../pki/pem.ts';
-import { installChartRbac, kubeStoreFor, startKubeCa, CA_NAMESPACE, type KubeCa } from '../helpers/kube-ca.ts';
-import { kubeTierMissing, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.ts';
-import { startTollgate, tempDir } from '../helpers/procs.ts';
-import { kubeStoreFlags } from '../helpers/kube-ca.ts';
+import { CA_NAMESPACE, kubeCaForFile, kubeStoreFlags, kubeStoreFor, startKubeCa } from '../helpers/kube-ca.ts';
+import { kubeTierMissing } from '../helpers/kube-cluster.ts';
+import { startTollgate } from '../helpers/procs.ts';
 
 const skip = kubeTierMissing();
 const TD = 'cluster.local';
-let tmp: ReturnType<typeof tempDir>;
-let cluster: KubeCluster;
-let cas: KubeCa[] = [];
-let rbac: Awaited<ReturnType<typeof installChartRbac>>;
-
-before(async () => {
-  if (skip) return;
-  tmp = tempDir('tollgate-kube-first-');
-  cluster = await startKubeCluster();
-  rbac = await installChartRbac(cluster, { dir: tmp.dir, set: [`trustDomain=${TD}`] });
-});
-
-after(async () => {
-  await Promise.all(cas.map((c) => c.stop()));
-  await cluster?.stop();
-  tmp?.cleanup();
-});
+const file = kubeCaForFile({ prefix: 'tollgate-kube-first-', set: [`trustDomain=${TD}`] });
 
 test('two replicas starting together on an empty namespace create exactly one CA and serve the same bundle', { skip }, async () => {
-  const start = (name: string) => startKubeCa(cluster, { tokenFile: rbac.tokenFile, dir: tmp.dir, name, extra: ['--init-if-empty', '--trust-domain', TD] });
-  cas = await Promise.all([start('a'), start('b')]);
+  const { cluster, rbac } = file;
+  const start = async (name: string) => file.track(await startKubeCa(cluster, { tokenFile: rbac.tokenFile, dir: file.dir, name, extra: ['--init-if-empty', '--trust-domain', TD] }));
+  const cas = await Promise.all([start('a'), start('b')]);
 
   const { store, client } = kubeStoreFor(cluster, { token: rbac.token });
   try {
@@ -72,7 +56,7 @@ test('two replicas starting together on an empty namespace create exactly one CA
 
 test('a replica told another trust domain refuses the store', { skip }, async () => {
   await assert.rejects(
-    startTollgate(['ca', 'serve', ...kubeStoreFlags(cluster, { tokenFile: rbac.tokenFile }), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--init-if-empty', '--trust-domain', 'other.example'], 30_000),
+    startTollgate(['ca', 'serve', ...kubeStoreFlags(file.cluster, { tokenFile: file.rbac.tokenFile }), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--init-if-empty', '--trust-domain', 'other.example'], 30_000),
     /is for trust domain cluster\.local, not other\.example/,
   );
 });

@@ -3,7 +3,7 @@
 // fresh keys, 16 calls in flight over gRPC, alternating replicas), in alternating rounds. A
 // measurement, not a threshold: it asserts only that every issuance succeeded, and reports the
 // rates (`node --test` prints them as diagnostics; the README quotes them).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { JoinTokenAttestor } from '../../ca/attestation/join-token.ts';
@@ -13,9 +13,8 @@ import { systemClock } from '../../common/clock.ts';
 import type { CaClient } from '../../common/ca-client.ts';
 import { initCa, startCa, type RunningTestCa } from '../helpers/ca-fixture.ts';
 import { freshCsr, runIssuance, type IssueJob } from '../helpers/issue-load.ts';
-import { installChartRbac, kubeStoreFor, startKubeCa, type KubeCa } from '../helpers/kube-ca.ts';
-import { kubeTierMissing, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.ts';
-import { tempDir } from '../helpers/procs.ts';
+import { kubeCaForFile, kubeStoreFor, startKubeCa, type KubeCa } from '../helpers/kube-ca.ts';
+import { kubeTierMissing } from '../helpers/kube-cluster.ts';
 
 const skip = kubeTierMissing();
 const TD = 'cluster.local';
@@ -23,29 +22,15 @@ const PER_ROUND = 300;
 const ROUNDS = 2;
 const CONCURRENCY = 16;
 const UNLIMITED = ['--rate-per-address', '0', '--rate-per-identity', '0'];
-let tmp: ReturnType<typeof tempDir>;
-let cluster: KubeCluster;
 let kube: KubeCa[] = [];
 let dir: RunningTestCa[] = [];
-let rbac: Awaited<ReturnType<typeof installChartRbac>>;
-
-before(async () => {
-  if (skip) return;
-  tmp = tempDir('tollgate-kube-rate-');
-  cluster = await startKubeCluster();
-  rbac = await installChartRbac(cluster, { dir: tmp.dir });
-  const start = (name: string) => startKubeCa(cluster, { tokenFile: rbac.tokenFile, dir: tmp.dir, name, extra: ['--init-if-empty', '--trust-domain', TD, ...UNLIMITED] });
+const file = kubeCaForFile({ prefix: 'tollgate-kube-rate-', setup: async () => {
+  const start = async (name: string) => file.track(await startKubeCa(file.cluster, { tokenFile: file.rbac.tokenFile, dir: file.dir, name, extra: ['--init-if-empty', '--trust-domain', TD, ...UNLIMITED] }));
   kube = await Promise.all([start('a'), start('b')]);
-  const caDir = join(tmp.dir, 'dir-ca');
+  const caDir = join(file.dir, 'dir-ca');
   initCa(caDir, TD);
-  dir = [await startCa(caDir, UNLIMITED), await startCa(caDir, UNLIMITED)];
-});
-
-after(async () => {
-  await Promise.all([...kube, ...dir].map((c) => c.stop()));
-  await cluster?.stop();
-  tmp?.cleanup();
-});
+  dir = [file.track(await startCa(caDir, UNLIMITED)), file.track(await startCa(caDir, UNLIMITED))];
+} });
 
 async function round(att: JoinTokenAttestor, clients: CaClient[], label: string): Promise<number> {
   const jobs: IssueJob[] = [];
@@ -62,7 +47,7 @@ async function round(att: JoinTokenAttestor, clients: CaClient[], label: string)
 }
 
 test('first issues with join tokens: two replicas on the Kubernetes store next to two on a directory store', { skip, timeout: 300_000 }, async (t) => {
-  const { store, client } = kubeStoreFor(cluster, { token: rbac.token });
+  const { store, client } = kubeStoreFor(file.cluster, { token: file.rbac.token });
   try {
     const kubeRecords = (await store.read()).records;
     const kubeRoot = await store.certificate(bundleOf(kubeRecords).rootIds[0]!);

@@ -4,45 +4,30 @@
 // its calls move to the other. Then: every issuance the clients got is audited exactly once across
 // the two audit logs, every certificate chains to the one bundle, no join token issued twice, and
 // the only failed calls are those to the killed replica after its death, each retried on the other.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JoinTokenAttestor } from '../../ca/attestation/join-token.ts';
 import { bundleOf } from '../../ca/slots.ts';
 import { systemClock } from '../../common/clock.ts';
 import { verifySvidChain } from '../../pki/svid-validate.ts';
 import { freshCsr, runIssuance, type IssueJob } from '../helpers/issue-load.ts';
-import { installChartRbac, kubeStoreFor, startKubeCa, type KubeCa } from '../helpers/kube-ca.ts';
-import { kubeTierMissing, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.ts';
-import { tempDir } from '../helpers/procs.ts';
+import { kubeCaForFile, kubeStoreFor, startKubeCa, type KubeCa } from '../helpers/kube-ca.ts';
+import { kubeTierMissing } from '../helpers/kube-cluster.ts';
 
 const skip = kubeTierMissing();
 const TD = 'cluster.local';
 const TOTAL = 1000;
 const KILL_AT = 500;
 const CONCURRENCY = 16;
-let tmp: ReturnType<typeof tempDir>;
-let cluster: KubeCluster;
 let cas: Record<'a' | 'b', KubeCa>;
-let rbac: Awaited<ReturnType<typeof installChartRbac>>;
-
-before(async () => {
-  if (skip) return;
-  tmp = tempDir('tollgate-kube-kill-');
-  cluster = await startKubeCluster();
-  rbac = await installChartRbac(cluster, { dir: tmp.dir });
-  const start = (name: string) => startKubeCa(cluster, { tokenFile: rbac.tokenFile, dir: tmp.dir, name, extra: ['--init-if-empty', '--trust-domain', TD, '--rate-per-address', '0', '--rate-per-identity', '0'] });
+const file = kubeCaForFile({ prefix: 'tollgate-kube-kill-', setup: async () => {
+  const start = async (name: string) => file.track(await startKubeCa(file.cluster, { tokenFile: file.rbac.tokenFile, dir: file.dir, name, extra: ['--init-if-empty', '--trust-domain', TD, '--rate-per-address', '0', '--rate-per-identity', '0'] }));
   const [a, b] = await Promise.all([start('a'), start('b')]);
-  cas = { a: a!, b: b! };
-});
-
-after(async () => {
-  await Promise.all(Object.values(cas ?? {}).map((c) => c.stop()));
-  await cluster?.stop();
-  tmp?.cleanup();
-});
+  cas = { a, b };
+} });
 
 test(`${TOTAL} issuances over two replicas, one killed (SIGKILL) half-way: audited once, one bundle, no token twice`, { skip, timeout: 600_000 }, async (t) => {
-  const { store, client } = kubeStoreFor(cluster, { token: rbac.token });
+  const { store, client } = kubeStoreFor(file.cluster, { token: file.rbac.token });
   try {
     const { records } = await store.read();
     const root = await store.certificate(bundleOf(records).rootIds[0]!);
