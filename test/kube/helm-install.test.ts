@@ -5,7 +5,7 @@
 // asked as that identity (a real TokenRequest token); the webhook configuration as stored, and what
 // the API server does with pod creations while nothing serves the webhook (no kubelet: no CA pod runs).
 //
-// The API server runs with --enable-aggregator-routing: it then resolves the webhook's Service
+// The harness runs the API server with --enable-aggregator-routing: it then resolves the webhook's Service
 // through its Endpoints (kept, empty, by the endpoint controller). Without it, v1.20 dials the
 // Service's ClusterIP, which no kube-proxy serves here and which leaves the machine.
 import { test, before, after, type TestContext } from 'node:test';
@@ -34,7 +34,7 @@ let cluster: KubeCluster;
 
 before(async () => {
   if (skip) return;
-  cluster = await startKubeCluster({ controllerManager: { controllers: ['endpoint'] }, apiServerArgs: ['--enable-aggregator-routing=true'] });
+  cluster = await startKubeCluster({ controllerManager: { controllers: ['endpoint'] } });
   // values-full.yaml renders a ServiceMonitor: its CRD first, as a cluster with the Prometheus Operator has it.
   await applyCrd(cluster, serviceMonitorCrd);
 });
