@@ -70,6 +70,7 @@ Examples:
     .option('--webhook-dns-names <names>', "DNS names of the webhook's serving certificate, comma-separated (the Service's names)")
     .option('--webhook-ip-sans <ips>', "IP addresses of the webhook's serving certificate, comma-separated")
     .option('--injector-config <file>', 'the injector config (ConfigMap tollgate-injector, key config.yaml)')
+    .option('--webhook-cabundle-resync <dur>', "how often caBundle is re-read and restored if someone changed it (also on every bundle change)", '1m')
     .option('--namespace <ns>', "the CA's own namespace, never injected (default: the pod's namespace, else tollgate-system)")
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
