@@ -92,6 +92,7 @@ Examples:
     .option('--webhook-dns-names <names>', "DNS names of the webhook's serving certificate, comma-separated (the Service's names)")
     .option('--webhook-ip-sans <ips>', "IP addresses of the webhook's serving certificate, comma-separated")
     .option('--injector-config <file>', 'the injector config (ConfigMap tollgate-injector, key config.yaml)')
+    .option('--webhook-cabundle-resync <dur>', "how often caBundle is re-read and restored if someone changed it (also on every bundle change)", '1m')
     .option('--namespace <ns>', "the CA's own namespace, never injected (default: the pod's namespace, else tollgate-system)")
     .option('--no-auto-rotate', 'never rotate intermediates automatically (default: rotate when the root key is in the store)')
     .option('--store-poll <dur>', 'how often to re-read the store revision (changes are also watched)', '5s')
