@@ -4,6 +4,7 @@
 // Wiring only: ca/webhook-cert.ts, ca/webhook-ca-bundle.ts, injector/webhook-server.ts.
 import type { RunningCa } from '../ca/server.ts';
 import type { Clock } from '../common/clock.ts';
+import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { kubeClientFromFlags } from './ca-store.ts';
@@ -15,6 +16,7 @@ export interface WebhookFlags {
   webhookDnsNames?: string;
   webhookIpSans?: string;
   injectorConfig?: string;
+  webhookCabundleResync: string;
   namespace?: string;
   k8sApiServer?: string;
   k8sCaFile: string;
@@ -35,6 +37,7 @@ export async function startCaWebhook(ca: RunningCa, o: WebhookFlags, deps: { clo
   if (o.webhookListen === undefined) return null;
   if (o.injectorConfig === undefined) throw new TollgateError('TG_USAGE', '--webhook-listen needs --injector-config FILE (the config.yaml of ConfigMap tollgate-injector)');
   const listen = parseListen(o.webhookListen, '0.0.0.0', '--webhook-listen');
+  const resyncMs = parseDuration(o.webhookCabundleResync, '--webhook-cabundle-resync');
   const [{ inClusterNamespace }, { loadInjectorConfig, DEFAULT_SYSTEM_NAMESPACE }, { WebhookServingCertificate }, { CaBundleKeeper }, { NamespaceLabels }, { startWebhookServer }, { certsToPem }] = await Promise.all([
     import('../common/kube-client.ts'),
     import('../injector/config.ts'),
@@ -68,7 +71,7 @@ export async function startCaWebhook(ca: RunningCa, o: WebhookFlags, deps: { clo
     registry: ca.registry,
   });
   cert.onRenew(() => server.reloadTls());
-  const keeper = new CaBundleKeeper({ client, name: o.webhookConfigName, clock: deps.clock, logger, registry: ca.registry });
+  const keeper = new CaBundleKeeper({ client, name: o.webhookConfigName, clock: deps.clock, logger, registry: ca.registry, resyncMs });
   // watchBundle calls back at once with the current bundle: the first caBundle check runs now.
   const unwatch = ca.service.watchBundle((b) => keeper.setBundle(certsToPem(b.roots)));
   logger.info('webhook serving', { port: server.port, configuration: o.webhookConfigName, namespace, serial: cert.current.serialHex });

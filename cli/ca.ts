@@ -109,6 +109,7 @@ Examples:
     .option('--webhook-dns-names <names>', "DNS names of the webhook's serving certificate, comma-separated (the Service's names)")
     .option('--webhook-ip-sans <ips>', "IP addresses of the webhook's serving certificate, comma-separated")
     .option('--injector-config <file>', 'the injector config (ConfigMap tollgate-injector, key config.yaml)')
+    .option('--webhook-cabundle-resync <dur>', "how often caBundle is re-read and restored if someone changed it (also on every bundle change)", '1m')
     .option('--no-auto-rotate', 'never rotate intermediates automatically (default: rotate when the root key is in the store)')
     .option('--store-poll <dur>', 'how often to re-read the store revision and check the bundle ConfigMap (changes are also watched)', '5s')
     .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: half of --max-ttl)')

@@ -64,6 +64,7 @@ const bad: Bad[] = [
   ['caAddress without port', HEAD.replace('ca.svc:8443', 'ca.svc'), 2, /caAddress "ca\.svc" is not HOST:PORT/],
   ['caSpiffeId foreign', `${HEAD}caSpiffeId: spiffe://other.org/ca\n`, 4, /caSpiffeId "spiffe:\/\/other\.org\/ca" is not in trust domain "example\.org"/],
   ['caSpiffeId without path', `${HEAD}caSpiffeId: spiffe://example.org\n`, 4, /caSpiffeId "spiffe:\/\/example\.org" is a trust-domain ID/],
+  ['caSpiffeId a workload ID (could pose as the CA)', `${HEAD}caSpiffeId: spiffe://example.org/ns/tollgate-system/sa/tollgate-ca\n`, 4, /caSpiffeId "spiffe:\/\/example\.org\/ns\/tollgate-system\/sa\/tollgate-ca" is a workload ID.*use spiffe:\/\/example\.org\/tollgate\/ca/],
   ['image with a space', HEAD.replace('tollgate:dev', '"tollgate :dev"'), 3, /image "tollgate :dev" has white space/],
   ['pull policy', `${HEAD}imagePullPolicy: Sometimes\n`, 4, /imagePullPolicy must be Always, IfNotPresent or Never, got "Sometimes"/],
   ['capture', `${HEAD}capture: ebpf\n`, 4, /capture must be iptables or none, got "ebpf"; none leaves inbound traffic uncaptured/],

@@ -7,7 +7,7 @@ import { formatHostPort, parseHostPort } from '../common/address.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Level } from '../common/log.ts';
 import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
-import { caSpiffeId as reservedCaId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
+import { caSpiffeId as reservedCaId, isReservedId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
 
 export type Capture = 'iptables' | 'none';
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
@@ -118,6 +118,9 @@ function build(raw: Raw, source: string, options: InjectorConfigOptions, bad: Ba
     throw bad(['caSpiffeId'], `${JSON.stringify(caSpiffeId)} ${String((e as TollgateError).details['reason'] ?? 'is not a SPIFFE ID')}`);
   }
   if (td !== trustDomain) throw bad(['caSpiffeId'], `${JSON.stringify(caSpiffeId)} is not in trust domain ${JSON.stringify(trustDomain)}; the sidecars can only verify a CA of their own trust domain`);
+  if (!isReservedId(caSpiffeId)) {
+    throw bad(['caSpiffeId'], `${JSON.stringify(caSpiffeId)} is a workload ID, which a workload could be issued and then pose as the CA; the CA's identity is reserved: remove caSpiffeId to use ${reservedCaId(trustDomain)}`);
+  }
   if (/\s/.test(raw.image)) throw bad(['image'], `${JSON.stringify(raw.image)} has white space; write an image reference such as ghcr.io/tollgate/tollgate:0.1.0`);
   const resources: { requests?: ResourceList; limits?: ResourceList } = {};
   const given = (raw['resources'] ?? DEFAULTS.resources) as Record<string, Record<string, string | number>>;

@@ -146,6 +146,8 @@ test("the sidecar's config (TOLLGATE_SIDECAR_CONFIG) is one the sidecar accepts,
   ]);
   assert.deepEqual(c.policy, { file: '/etc/tollgate/policy/policy.yaml' });
   assert.deepEqual(c.admin.listen, { host: '0.0.0.0', port: 15020 });
+  // The sidecar knows its ports are captured, so it does not report the app's 0.0.0.0 as exposed.
+  assert.equal(c.capture, 'iptables');
   // Without inbound ports the sidecar needs no policy, and no capture container is added.
   const outboundOnly = inject(pod({ 'tollgate.io/inject': 'enabled', 'tollgate.io/upstreams': ANNOTATED['tollgate.io/upstreams'] })).pod!;
   const c2 = parseSidecarConfig(((named(outboundOnly, 'tollgate-proxy')['env'] as { value: string }[])[0]!).value, { source: 'env' });
@@ -172,6 +174,9 @@ test('capture none (config or annotation): no tollgate-init and no lock volume',
     assert.deepEqual(containers(r.pod!, 'initContainers').map((c) => c['name']), ['tollgate-proxy']);
     assert.ok(!((r.pod!['spec'] as Json)['volumes'] as Json[]).some((v) => v['name'] === 'tollgate-xtables-lock'));
     assert.match(r.reason, /capture none/);
+    // ...and the sidecar is told, so it checks that the app listens on loopback only.
+    const proxy = named(r.pod!, 'tollgate-proxy');
+    assert.equal(parseSidecarConfig((proxy['env'] as { value: string }[])[0]!.value, { source: 'env' }).capture, 'none');
   }
   // The annotation can also turn capture on where the config defaults to none.
   const on = inject(pod({ ...ANNOTATED, 'tollgate.io/capture': 'iptables' }), opts({ config: config('capture: none\n') }));

@@ -34,6 +34,9 @@ export interface PartsInput {
   readonly mesh: MeshAnnotations;
 }
 
+/** Whether tollgate-init redirects the pod's inbound ports (capture iptables and at least one port). */
+const captures = (mesh: MeshAnnotations): boolean => mesh.capture === 'iptables' && mesh.inboundPorts.length > 0;
+
 /** The sidecar's YAML config (sidecar/config.ts reads it from TOLLGATE_SIDECAR_CONFIG). */
 export function sidecarConfigYaml({ config, bundlePem, mesh }: PartsInput): string {
   const doc: Json = {
@@ -46,6 +49,9 @@ export function sidecarConfigYaml({ config, bundlePem, mesh }: PartsInput): stri
     // The kubelet's probes come from outside the pod, so admin listens on every address.
     admin: { listen: `0.0.0.0:${Ports.admin}` },
     log: { level: config.logLevel },
+    // Tells the sidecar whether tollgate-init redirects its ports: without capture it checks that the
+    // app listens on loopback only, with capture the app's 0.0.0.0 is expected and not reported.
+    capture: captures(mesh) ? 'iptables' : 'none',
   };
   return stringify(doc, { lineWidth: 0 });
 }
@@ -101,7 +107,7 @@ export function proxyContainer(input: PartsInput): Json {
 
 /** The capture init container, or null when nothing is captured (capture none, or no inbound port). */
 export function captureContainer({ config, mesh }: PartsInput): Json | null {
-  if (mesh.capture === 'none' || mesh.inboundPorts.length === 0) return null;
+  if (!captures(mesh)) return null;
   const inbound = mesh.inboundPorts.map((p, i) => `${p}:${Ports.firstInbound + i}`).join(',');
   return {
     name: Names.init,

@@ -21,7 +21,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const FULL = `trustDomain: example.org
 ca:
   address: tollgate-ca.tollgate-system.svc:8443
-  spiffeId: spiffe://example.org/ns/tollgate-system/sa/ca-2
+  spiffeId: spiffe://example.org/tollgate/ca-2
   bundleFile: ca/bundle.pem
 attestation:
   tokenFile: /var/run/secrets/tokens/tollgate-token
@@ -67,7 +67,7 @@ test('parseSidecarConfig: a full file, every key set', () => {
   assert.deepEqual(parse(FULL), {
     source: SOURCE,
     trustDomain: 'example.org',
-    ca: { address: { host: 'tollgate-ca.tollgate-system.svc', port: 8443 }, spiffeId: 'spiffe://example.org/ns/tollgate-system/sa/ca-2', bundleFile: '/etc/tollgate/ca/bundle.pem' },
+    ca: { address: { host: 'tollgate-ca.tollgate-system.svc', port: 8443 }, spiffeId: 'spiffe://example.org/tollgate/ca-2', bundleFile: '/etc/tollgate/ca/bundle.pem' },
     attestation: { kind: 'k8s', tokenFile: '/var/run/secrets/tokens/tollgate-token' },
     svid: { ttlMs: 30 * 60_000 },
     inbound: [
@@ -186,6 +186,7 @@ const bad: Bad[] = [
   ['ca.address bad host', HEAD.replace('"127.0.0.1:8443"', '"c a:1"'), 2, /ca\.address "c a:1" has no valid host/],
   ['ca.spiffeId in another trust domain', HEAD.replace('bundleFile: b.pem', 'bundleFile: b.pem, spiffeId: spiffe://other.org/ca'), 2, /ca\.spiffeId "spiffe:\/\/other\.org\/ca" is not in trust domain "example\.org"/],
   ['ca.spiffeId without path', HEAD.replace('bundleFile: b.pem', 'bundleFile: b.pem, spiffeId: spiffe://example.org'), 2, /ca\.spiffeId "spiffe:\/\/example\.org" is a trust-domain ID/],
+  ['ca.spiffeId a workload ID (could pose as the CA)', HEAD.replace('bundleFile: b.pem', 'bundleFile: b.pem, spiffeId: spiffe://example.org/ns/tollgate-system/sa/tollgate-ca'), 2, /ca\.spiffeId "spiffe:\/\/example\.org\/ns\/tollgate-system\/sa\/tollgate-ca" is a workload ID, .*remove ca\.spiffeId to use spiffe:\/\/example\.org\/tollgate\/ca/],
   ['empty string', HEAD.replace('b.pem', '""'), 2, /ca\.bundleFile is empty; write a PEM file/],
   ['bundleFile and bundlePem', 'trustDomain: example.org\nca:\n  address: a:1\n  bundleFile: b.pem\n  bundlePem: x\nattestation: {joinToken: tgjoin.abc}\n', 5, /ca\.bundlePem cannot be set together with ca\.bundleFile; keep one of the two/],
   ['bundlePem without a certificate', 'trustDomain: example.org\nca:\n  address: a:1\n  bundlePem: "not pem"\nattestation: {joinToken: tgjoin.abc}\n', 4, /ca\.bundlePem is not PEM certificates \(it holds no PEM "CERTIFICATE" block\); paste the text of the CA's bundle\.pem/],

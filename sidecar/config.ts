@@ -14,7 +14,7 @@ import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Level } from '../common/log.ts';
 import { pemToCertDers } from '../pki/pem.ts';
-import { parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
+import { isReservedId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
 import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
 
 export type { HostPort };
@@ -248,6 +248,16 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     return v;
   };
 
+  // The CA's identity must be a reserved one (under /tollgate/): the CA never issues those, so no
+  // workload can hold it. A workload ID here would let that workload pose as the CA.
+  const caId = (steps: readonly string[], td: string): string => {
+    const v = workloadId(steps, td);
+    if (!isReservedId(v)) {
+      throw bad(steps, `${JSON.stringify(v)} is a workload ID, which a workload could be issued and then pose as the CA; the CA's identity is reserved: remove ca.spiffeId to use spiffe://${td}${DEFAULTS.caSpiffePath}`);
+    }
+    return v;
+  };
+
   let trustDomain: string;
   try {
     trustDomain = parseTrustDomain(raw.trustDomain);
@@ -257,7 +267,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
 
   const ca = {
     address: address(['ca', 'address'], '', false),
-    spiffeId: raw.ca?.['spiffeId'] === undefined ? `spiffe://${trustDomain}${DEFAULTS.caSpiffePath}` : workloadId(['ca', 'spiffeId'], trustDomain),
+    spiffeId: raw.ca?.['spiffeId'] === undefined ? `spiffe://${trustDomain}${DEFAULTS.caSpiffePath}` : caId(['ca', 'spiffeId'], trustDomain),
     ...readBundleSource(raw, bad, file),
   };
 

@@ -89,7 +89,7 @@ test('the CA\'s own namespace (--namespace) is never injected', async () => {
   assert.match(ca.proc.stderr(), /"decision":"skipped".*"reason":"namespace mesh is never injected"/);
 });
 
-test('ca serve refuses a webhook without an injector config or a certificate name (exit 2)', () => {
+test('ca serve refuses a webhook without an injector config, a certificate name or a valid resync period (exit 2)', () => {
   const a = tollgate(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--webhook-listen', '127.0.0.1:0']);
   assert.equal(a.code, 2);
   assert.match(a.stderr, /TG_USAGE: --webhook-listen needs --injector-config FILE/);
@@ -97,4 +97,7 @@ test('ca serve refuses a webhook without an injector config or a certificate nam
     '--k8s-api-server', stub.url, '--k8s-ca-file', join(tmp.dir, 'api-ca.pem'), '--k8s-token-file', join(tmp.dir, 'token')]);
   assert.equal(b.code, 2);
   assert.match(b.stderr, /TG_USAGE: the webhook certificate needs a name: give --webhook-dns-names/);
+  const c = tollgate(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--webhook-listen', '127.0.0.1:0', '--injector-config', join(tmp.dir, 'injector.yaml'), '--webhook-cabundle-resync', 'soon']);
+  assert.equal(c.code, 2);
+  assert.match(c.stderr, /TG_USAGE: --webhook-cabundle-resync "soon" is not a duration/);
 });

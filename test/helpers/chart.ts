@@ -64,7 +64,12 @@ export function renderText(options: RenderOptions = {}): string {
 
 /** The rendered objects, parsed (YAML 1.2 with no custom tags, as the API server's decoder reads it). */
 export function renderObjects(options: RenderOptions = {}): KubeObject[] {
-  const docs = parseAllDocuments(renderText(options));
+  return parseManifest(renderText(options));
+}
+
+/** The objects of a multi-document manifest (helm template, helm get manifest); throws if one does not parse. */
+export function parseManifest(text: string): KubeObject[] {
+  const docs = parseAllDocuments(text);
   const objects: KubeObject[] = [];
   for (const d of docs) {
     if (d.errors.length > 0) throw new Error(`rendered YAML does not parse: ${d.errors.map((e) => e.message).join('; ')}`);

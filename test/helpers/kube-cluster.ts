@@ -259,6 +259,10 @@ function apiServerArgs(pki: KubePki, dir: string, etcdPort: number, port: number
     // mount one) and keep exactly the serviceAccountName a test gives them.
     '--disable-admission-plugins=ServiceAccount',
     '--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+    // Never dial a Service's ClusterIP (10.0.0.x): no cluster network exists here, and such a packet
+    // would leave the machine. With aggregator routing the server resolves a Service (e.g. a
+    // Service-based webhook) through its Endpoints, which in these tests are empty or on loopback.
+    '--enable-aggregator-routing=true',
     ...extra,
   ];
 }

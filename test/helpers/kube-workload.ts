@@ -1,5 +1,5 @@
 // Objects the real-API-server tests keep making: a workload (namespace, ServiceAccount, Pods that
-// stay Pending: there is no scheduler) and the CA's own ServiceAccount with exactly the RBAC the
+// stay Pending: there is no scheduler, or a Deployment) and the CA's own ServiceAccount with exactly the RBAC the
 // chart grants it for attestation (create tokenreviews).
 import type { KubeObject } from './kube-client.ts';
 import type { KubeCluster } from './kube-cluster.ts';
@@ -11,6 +11,21 @@ export function podFor(namespace: string, serviceAccount: string, name: string):
     kind: 'Pod',
     metadata: { name, namespace, labels: { app: serviceAccount } },
     spec: { serviceAccountName: serviceAccount, containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+  };
+}
+
+/** A Deployment named like its ServiceAccount, whose Pods (labelled app=<serviceAccount>) run as it. */
+export function deploymentFor(namespace: string, serviceAccount: string, o: { replicas?: number; annotations?: Record<string, string>; ports?: number[] } = {}): KubeObject {
+  const app = { name: 'app', image: 'registry.invalid/app:1', ...(o.ports ? { ports: o.ports.map((containerPort) => ({ containerPort })) } : {}) };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: serviceAccount, namespace },
+    spec: {
+      replicas: o.replicas ?? 1,
+      selector: { matchLabels: { app: serviceAccount } },
+      template: { metadata: { labels: { app: serviceAccount }, ...(o.annotations ? { annotations: o.annotations } : {}) }, spec: { serviceAccountName: serviceAccount, containers: [app] } },
+    },
   };
 }
 

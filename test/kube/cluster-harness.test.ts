@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { kubeTierMissing, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.ts';
-import { workload } from '../helpers/kube-workload.ts';
+import { deploymentFor, workload } from '../helpers/kube-workload.ts';
 
 const skip = kubeTierMissing();
 let cluster: KubeCluster;
@@ -21,16 +21,7 @@ after(async () => {
 
 test('kube-controller-manager: a Deployment becomes a ReplicaSet and Pods (Pending: no scheduler)', { skip }, async () => {
   await workload(cluster, 'shop', 'web');
-  await cluster.apply({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'web', namespace: 'shop' },
-    spec: {
-      replicas: 2,
-      selector: { matchLabels: { app: 'web' } },
-      template: { metadata: { labels: { app: 'web' } }, spec: { serviceAccountName: 'web', containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } },
-    },
-  });
+  await cluster.apply(deploymentFor('shop', 'web', { replicas: 2 }));
   const pods = await cluster.waitFor(async () => {
     const items = (await cluster.get('/api/v1/namespaces/shop/pods?labelSelector=app%3Dweb')).body.items as Array<{ metadata: { name: string }; status: { phase: string } }>;
     return items.length === 2 ? items : undefined;
