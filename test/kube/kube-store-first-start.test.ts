@@ -2,14 +2,15 @@
 // processes started together on one namespace, each with the chart's RBAC and a token of the CA's
 // ServiceAccount, create exactly one CA (one root, one intermediate, records at revision 1), serve
 // the same bundle over gRPC, and publish it to ConfigMap tollgate-bundle. A third process told
-// another trust domain refuses to serve this store.
+// another trust domain refuses to serve this store; a fourth that never polls follows a commit
+// made by `ca rotate` through its watch alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bundleOf } from '../../ca/slots.ts';
 import { certsToPem } from '../../pki/pem.ts';
 import { CA_NAMESPACE, kubeCaForFile, kubeStoreFlags, kubeStoreFor, startKubeCa } from '../helpers/kube-ca.ts';
 import { kubeTierMissing } from '../helpers/kube-cluster.ts';
-import { startTollgate } from '../helpers/procs.ts';
+import { startTollgate, tollgate } from '../helpers/procs.ts';
 
 const skip = kubeTierMissing();
 const TD = 'cluster.local';
@@ -59,4 +60,20 @@ test('a replica told another trust domain refuses the store', { skip }, async ()
     startTollgate(['ca', 'serve', ...kubeStoreFlags(file.cluster, { tokenFile: file.rbac.tokenFile }), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--init-if-empty', '--trust-domain', 'other.example'], 30_000),
     /is for trust domain cluster\.local, not other\.example/,
   );
+});
+
+test('a replica that does not poll (--store-poll 1h) still follows a commit: through its watch on the Secret', { skip }, async () => {
+  const { cluster, rbac } = file;
+  const c = file.track(await startKubeCa(cluster, { tokenFile: rbac.tokenFile, dir: file.dir, name: 'c', extra: ['--trust-domain', TD, '--store-poll', '1h', '--no-auto-rotate'] }));
+  const before = (await c.status()).store_revision as number;
+  const rotated = tollgate(['ca', 'rotate', 'intermediate', ...kubeStoreFlags(cluster, { tokenFile: rbac.tokenFile }), '--force', '--max-leaf-ttl', '1s', '--json']);
+  assert.equal(rotated.code, 0, rotated.stderr);
+  const { store, client } = kubeStoreFor(cluster, { token: rbac.token });
+  try {
+    const now = (await store.read()).revision;
+    assert.equal(now, before + 3, 'prepare, activate, retire');
+    await cluster.waitFor(async () => (await c.status()).store_revision === now, 'the watching replica on the new revision');
+  } finally {
+    client.close();
+  }
 });
