@@ -55,7 +55,14 @@ test('two replicas starting together on an empty namespace create exactly one CA
   }
 });
 
-test('a replica told another trust domain refuses the store', { skip }, async () => {
+test('a replica told another trust domain refuses the store; ca init refuses to replace it; ca status reads it', { skip }, async () => {
+  const flags = kubeStoreFlags(file.cluster, { tokenFile: file.rbac.tokenFile });
+  const again = tollgate(['ca', 'init', ...flags, '--trust-domain', TD]);
+  assert.equal(again.code, 1, again.stderr);
+  assert.match(again.stderr, /TG_STORE_EXISTS: a CA already exists in Secret tollgate-system\/tollgate-ca; pass --force/);
+  const status = tollgate(['ca', 'status', ...flags, '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal((JSON.parse(status.stdout) as { trust_domain: string }).trust_domain, TD);
   await assert.rejects(
     startTollgate(['ca', 'serve', ...kubeStoreFlags(file.cluster, { tokenFile: file.rbac.tokenFile }), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--init-if-empty', '--trust-domain', 'other.example'], 30_000),
     /is for trust domain cluster\.local, not other\.example/,
