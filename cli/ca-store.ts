@@ -43,7 +43,7 @@ export function addStoreOptions(cmd: Command, o: { kubeFlags: boolean; dirHelp?:
   cmd
     .option('--store <kind>', 'where the CA keeps its state: directory (--dir) or kubernetes (Secret --secret in --namespace)', 'directory')
     .option('--dir <dir>', o.dirHelp ?? 'CA store directory (with --store directory)')
-    .option('--namespace <ns>', `the CA's namespace: where --store kubernetes keeps its Secret (default: the pod's own, else ${DEFAULT_NAMESPACE})`)
+    .option('--namespace <ns>', `the CA's own namespace: where --store kubernetes keeps its objects; ca serve never injects it (default: the pod's own, else ${DEFAULT_NAMESPACE})`)
     .option('--secret <name>', 'with --store kubernetes: the Secret holding the authorities', 'tollgate-ca');
   return o.kubeFlags ? addKubeOptions(cmd, 'for --store kubernetes') : cmd;
 }
