@@ -95,7 +95,7 @@ Examples:
     .option('--namespace <ns>', "the CA's own namespace, never injected (default: the pod's namespace, else tollgate-system)")
     .option('--no-auto-rotate', 'never rotate intermediates automatically (default: rotate when the root key is in the store)')
     .option('--store-poll <dur>', 'how often to re-read the store revision (changes are also watched)', '5s')
-    .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: half of --max-ttl)')
+    .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: 3/4 of --max-ttl, past the latest renewal at 60 % of a leaf\'s life)')
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
 renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
