@@ -13,55 +13,60 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin/tollgate.js');
 const READY_TIMEOUT_MS = 30_000;
 
-async function cli(args: string[]): Promise<string> {
+export async function cli(args: string[]): Promise<string> {
   const r = await runBounded(process.execPath, [BIN, ...args], 60_000, ROOT);
   if (r.code !== 0) throw new Error(`tollgate ${args.slice(0, 3).join(' ')} failed (exit ${r.code}): ${r.stderr.trim().slice(-600)}`);
   return r.stdout;
 }
 
-interface RunningCa {
+export interface RunningCa {
   readonly dir: string;
   readonly grpcPort: number;
+  readonly adminPort: number;
   readonly bundle: string;
   /** A client SVID for the idle-connection test (the sidecar pair gets its own through tokens). */
   readonly idleClient: { cert: string; key: string };
   readonly proc: Proc;
 }
 
-async function startCa(dir: string): Promise<RunningCa> {
+/** `ca init` + `ca serve` in DIR/ca; `initArgs`/`serveArgs` add flags (e.g. lifetimes, leaf TTLs). */
+export async function startTollgateCa(dir: string, o: { initArgs?: readonly string[]; serveArgs?: readonly string[] } = {}): Promise<RunningCa> {
   const caDir = join(dir, 'ca');
-  await cli(['ca', 'init', '--trust-domain', TRUST_DOMAIN, '--dir', caDir]);
+  await cli(['ca', 'init', '--trust-domain', TRUST_DOMAIN, '--dir', caDir, ...(o.initArgs ?? [])]);
   // Rate limits off: the bench asks for many SVIDs for the same two identities within minutes.
   const { proc, ready } = await startUntilReady('tollgate-ca', process.execPath,
-    [BIN, 'ca', 'serve', '--dir', caDir, '--listen', `${HOST}:0`, '--admin', `${HOST}:0`, '--rate-per-identity', '0', '--rate-per-address', '0'],
+    [BIN, 'ca', 'serve', '--dir', caDir, '--listen', `${HOST}:0`, '--admin', `${HOST}:0`, '--rate-per-identity', '0', '--rate-per-address', '0', ...(o.serveArgs ?? [])],
     { logFile: join(dir, 'ca.log'), cwd: ROOT, timeoutMs: READY_TIMEOUT_MS });
   const prefix = join(dir, 'idle-client');
   await cli(['cert', 'issue', '--ca-dir', caDir, '--spiffe-id', CLIENT_ID, '--out', prefix]);
-  return { dir: caDir, grpcPort: Number(ready.grpc_port), bundle: join(caDir, 'bundle.pem'), idleClient: { cert: `${prefix}.crt`, key: `${prefix}.key` }, proc };
+  return { dir: caDir, grpcPort: Number(ready.grpc_port), adminPort: Number(ready.admin_port), bundle: join(caDir, 'bundle.pem'), idleClient: { cert: `${prefix}.crt`, key: `${prefix}.key` }, proc };
 }
 
 /** A single-use join token for one identity. */
-async function token(ca: RunningCa, spiffeId: string): Promise<string> {
+export async function token(ca: RunningCa, spiffeId: string): Promise<string> {
   const out = await cli(['ca', 'token', 'create', '--dir', ca.dir, '--spiffe-id', spiffeId, '--ttl', '10m', '--json']);
   const t = (JSON.parse(out) as { token?: unknown }).token;
   if (typeof t !== 'string') throw new Error(`tollgate ca token create printed no token: ${out.slice(0, 200)}`);
   return t;
 }
 
-interface SideConfig {
+export interface SideConfig {
   readonly ca: RunningCa;
   readonly token: string;
+  /** svid.ttl, e.g. '8s'; the sidecar's default (1 h) when absent. */
+  readonly ttl?: string;
   readonly inbound?: { listen: number; appPort: number };
   readonly outbound?: { listen: number; upstream: number };
 }
 
-function writeSidecarConfig(dir: string, side: string, c: SideConfig): string {
+export function writeSidecarConfig(dir: string, side: string, c: SideConfig): string {
   mkdirSync(dir, { recursive: true });
   const config: Record<string, unknown> = {
     trustDomain: TRUST_DOMAIN,
     ca: { address: `${HOST}:${c.ca.grpcPort}`, bundleFile: c.ca.bundle },
     attestation: { joinToken: c.token },
     admin: { listen: `${HOST}:0` },
+    ...(c.ttl ? { svid: { ttl: c.ttl } } : {}),
   };
   if (c.inbound) {
     config.inbound = [{ listen: `${HOST}:${c.inbound.listen}`, appPort: c.inbound.appPort }];
@@ -75,7 +80,7 @@ function writeSidecarConfig(dir: string, side: string, c: SideConfig): string {
   return file;
 }
 
-function startSidecar(name: string, file: string, logFile: string, workers: number | null): ReturnType<typeof startUntilReady> {
+export function startSidecar(name: string, file: string, logFile: string, workers: number | null): ReturnType<typeof startUntilReady> {
   const args = [BIN, 'sidecar', 'run', '--config', file, ...(workers === null ? [] : ['--workers', String(workers)])];
   return startUntilReady(name, process.execPath, args, { logFile, cwd: ROOT, timeoutMs: READY_TIMEOUT_MS });
 }
@@ -100,7 +105,7 @@ export function tollgateContender(o: { workers: number | null }): TollgateConten
     // read after that, not during start-up.
     idleSettleMs: 20_000,
     async prepare(dir) {
-      ca ??= await startCa(dir);
+      ca ??= await startTollgateCa(dir);
     },
     async start(ctx): Promise<Pair> {
       const c = need();

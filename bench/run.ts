@@ -1,5 +1,6 @@
-// `npm run bench [-- --quick] [--runs N] [--only tollgate,haproxy] [--workers N] [--no-ca] [--no-peers]`:
-// measures the figures of PRODUCT.md §9 (the CA, then the sidecar against peer proxies), prints
+// `npm run bench [-- --quick] [--runs N] [--only tollgate,haproxy] [--workers N] [--no-ca] [--no-peers] [--no-rotation]`:
+// measures the figures of PRODUCT.md §9 (the CA, the sidecar against peer proxies, then root and
+// intermediate rotation under load), prints
 // them and writes bench/results.md (+ bench/results.svg). A part that is skipped keeps its section
 // from the previous results.md, so a partial run during development does not erase the rest.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,9 +11,10 @@ import { runStorm, stormTable } from './storm.ts';
 import { runPeersBench } from './peers.ts';
 import { missingFigures, peersSection, peersTables } from './peers-report.ts';
 import { peersSvg } from './peers-svg.ts';
+import { missingRotationFigures, ROTATION_TITLE, rotationSection, rotationTable, runRotationBench } from './rotation.ts';
 
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
-const usage = 'usage: npm run bench -- [--quick] [--runs N] [--only direct,tollgate,haproxy,nginx,stunnel] [--workers N] [--no-ca] [--no-peers]';
+const usage = 'usage: npm run bench -- [--quick] [--runs N] [--only direct,tollgate,haproxy,nginx,stunnel] [--workers N] [--no-ca] [--no-peers] [--no-rotation]';
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -33,6 +35,7 @@ try {
       workers: { type: 'string' },
       'no-ca': { type: 'boolean', default: false },
       'no-peers': { type: 'boolean', default: false },
+      'no-rotation': { type: 'boolean', default: false },
     },
   }).values;
 } catch (e) {
@@ -80,10 +83,18 @@ if (!args['no-peers']) {
   log('wrote bench/results.svg');
 }
 
+let rotationMd = previousSection(ROTATION_TITLE);
+if (!args['no-rotation']) {
+  const result = await runRotationBench({ quick, log });
+  missing.push(...missingRotationFigures(result));
+  process.stdout.write(`\n${rotationTable(result)}\n`);
+  rotationMd = rotationSection(result);
+}
+
 const env = `- ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), node ${process.version} (OpenSSL ${process.versions.openssl}), ${quick ? 'quick mode' : 'full mode'}, ${started.toISOString()}`;
-const kept = [args['no-ca'] && caSection ? 'CA' : '', args['no-peers'] && peersMd ? 'sidecar vs peers' : ''].filter(Boolean);
+const kept = [args['no-ca'] && caSection ? 'CA' : '', args['no-peers'] && peersMd ? 'sidecar vs peers' : '', args['no-rotation'] && rotationMd ? 'rotation under load' : ''].filter(Boolean);
 const keptNote = kept.length ? ` Kept from an earlier run: ${kept.join(', ')}.` : '';
-const md = `# Tollgate benchmark results\n\nRerun with \`npm run bench\` (or \`npm run bench -- --quick\`).\n\n${env}.${keptNote}\n\n${[caSection, peersMd].filter(Boolean).join('\n\n')}\n`;
+const md = `# Tollgate benchmark results\n\nRerun with \`npm run bench\` (or \`npm run bench -- --quick\`).\n\n${env}.${keptNote}\n\n${[caSection, peersMd, rotationMd].filter(Boolean).join('\n\n')}\n`;
 writeFileSync(RESULTS, md);
 log('wrote bench/results.md');
 // A run that could not produce a figure fails (CI runs `--quick` as a smoke check of the harness).

@@ -7,6 +7,13 @@
 // waited for. Expired certificates drop out.
 import type { Clock } from '../common/clock.ts';
 
+/**
+ * Default staleness, as a share of the longest leaf lifetime the CA grants. Sidecars renew at 50 % ±
+ * 10 % of their lifetime (PRODUCT.md §5), so a healthy one may go 60 % of it without calling; 3/4
+ * leaves a margin for retries, so a sidecar that is merely late is never dropped from the counts.
+ */
+export const STALE_AFTER_SHARE = 3 / 4;
+
 export interface ClientSeen {
   /** Serial of the client's certificate (lower-case hex). */
   readonly serial: string;

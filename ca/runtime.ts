@@ -51,7 +51,7 @@ export interface CaRuntimeOptions {
    * root's key is in the store. true with an offline root is refused; false never rotates.
    */
   readonly autoRotate?: boolean | undefined;
-  /** A client not seen for this long is stale for convergence (default: half the longest leaf lifetime). */
+  /** A client not seen for this long is stale for convergence (default: 3/4 of the longest leaf lifetime). */
   readonly staleAfterMs?: number | undefined;
 }
 

@@ -134,10 +134,23 @@ test('convergence counts authenticated reports only; a renewal replaces the cert
   assert.deepEqual(pick(c), { clients: 2, onCurrentBundle: 1, stale: 0 });
   assert.equal(c.ratio, 0.5);
   assert.match(await s.registry.metrics(), /tollgate_ca_clients_on_current_bundle_ratio 0.5/);
-  // Not seen for half the longest lifetime (12 h): stale, and not waited for.
+  // 12 h later: a2 and b have expired and left the counts.
   clock.advance(12 * 3600_000 + 1000);
   await s.service.reportBundle({ chain: [...a2.certChain], address: '10.0.0.1' }, { bundleVersion: 2, serial: a2.serial });
   assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 0, onCurrentBundle: 0, stale: 0 }, 'a2 (1 h) and b (1 h) have expired by now');
+  s.cleanup();
+});
+
+test('a sidecar is not stale while it may still be waiting for its renewal: up to 60 % of the longest lifetime after it called', async () => {
+  // Sidecars renew at 50 % ± 10 % of their lifetime (PRODUCT.md §5). Stale after 50 % made a healthy
+  // sidecar that drew a late renewal invisible for a while: not waited for, and its old leaf not counted.
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } });
+  const max = 24 * 3600_000; // the longest lifetime the CA grants by default
+  await s.service.issueSvid({ csr: createCsr(p256().key), token: await s.token(), peerAddress: '10.0.0.1', ttlSeconds: max / 1000, report: { bundleVersion: 1, serial: '' } });
+  clock.advance(max * 0.6);
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 1, onCurrentBundle: 1, stale: 0 });
+  clock.advance(max * 0.2);
+  assert.deepEqual(pick(s.service.convergenceCounts()), { clients: 0, onCurrentBundle: 0, stale: 1 }, 'overdue: stale');
   s.cleanup();
 });
 

@@ -7,7 +7,7 @@ import { refuseReservedId } from '../pki/spiffe-id.ts';
 import { TollgateError, toTollgateError } from '../common/errors.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestation/attestor.ts';
 import { SvidAttestor } from './attestation/svid.ts';
-import { Convergence, type ConvergenceCounts } from './convergence.ts';
+import { Convergence, STALE_AFTER_SHARE, type ConvergenceCounts } from './convergence.ts';
 import type { AuditLog } from './audit.ts';
 import type { SvidIssuer } from './issuer.ts';
 import type { CaMetrics } from './metrics.ts';
@@ -56,7 +56,7 @@ export interface CaServiceOptions {
   readonly metrics: CaMetrics;
   readonly bundle: Bundle;
   readonly limits?: { readonly perAddress?: RateLimit; readonly perIdentity?: RateLimit };
-  /** Default: stale after half the longest leaf lifetime. */
+  /** Default: stale after 3/4 of the longest leaf lifetime (STALE_AFTER_SHARE). */
   readonly convergence?: Convergence;
   /** The authority id of an intermediate, by its serial (lower-case hex). */
   readonly authorityOf?: (intermediateSerial: string) => string | undefined;
@@ -90,8 +90,8 @@ export class CaService {
     this.#byIdentity = new RateLimiter({ limit: options.limits?.perIdentity ?? DEFAULT_LIMITS.perIdentity, clock: options.clock });
     options.metrics.bundleVersion.set(options.bundle.version);
     this.#svids = options.attestors.find((a): a is SvidAttestor => a instanceof SvidAttestor);
-    // Stale after one renewal period: half the longest lifetime the CA grants.
-    this.convergence = options.convergence ?? new Convergence({ clock: options.clock, staleAfterMs: (options.issuer.policy.maxTtlSeconds * 1000) / 2 });
+    // Stale once overdue for renewal: 3/4 of the longest lifetime the CA grants.
+    this.convergence = options.convergence ?? new Convergence({ clock: options.clock, staleAfterMs: options.issuer.policy.maxTtlSeconds * 1000 * STALE_AFTER_SHARE });
     options.metrics.ratio = () => this.convergenceCounts().ratio;
   }
 

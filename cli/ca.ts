@@ -112,7 +112,7 @@ Examples:
     .option('--webhook-cabundle-resync <dur>', "how often caBundle is re-read and restored if someone changed it (also on every bundle change)", '1m')
     .option('--no-auto-rotate', 'never rotate intermediates automatically (default: rotate when the root key is in the store)')
     .option('--store-poll <dur>', 'how often to re-read the store revision and check the bundle ConfigMap (changes are also watched)', '5s')
-    .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: half of --max-ttl)')
+    .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: 3/4 of --max-ttl, past the latest renewal at 60 % of a leaf\'s life)')
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
 renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.

@@ -1,8 +1,9 @@
 // An exclusive lock file for short critical sections shared by processes on one directory (the CA
 // store's compare-and-swap). Created with O_EXCL; holds "pid host acquired-at". A lock whose holder
-// is a dead process on this host, or that is older than `staleMs` (a holder keeps it for
-// milliseconds), is broken by renaming it aside, which only one contender can do. Waiting is a
-// short synchronous sleep: the sections are tiny and synchronous themselves.
+// is a dead process on this host, that names no holder for over a second (its creator died before
+// writing it), or that is older than `staleMs` (a holder keeps it for milliseconds), is broken by
+// renaming it aside, which only one contender can do. Waiting is a short synchronous sleep: the
+// sections are tiny and synchronous themselves.
 import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +33,8 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+const EMPTY_GRACE_MS = 1000;
+
 function isStale(path: string, staleMs: number, now: number): boolean {
   let text: string;
   let mtime: number;
@@ -41,6 +44,9 @@ function isStale(path: string, staleMs: number, now: number): boolean {
   } catch {
     return false; // gone already: the next attempt will get it
   }
+  // A holder writes its name in the same tick it creates the file: empty for longer means it died
+  // in between (a SIGKILL during a commit), and there is nobody to wait for.
+  if (text === '') return now - mtime > EMPTY_GRACE_MS;
   const [pid, host] = text.split(' ');
   if (host === hostname() && Number(pid) > 0 && !processAlive(Number(pid))) return true;
   return now - mtime > staleMs;

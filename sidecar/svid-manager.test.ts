@@ -268,6 +268,10 @@ describe('SvidManager with the real CA in-process', () => {
     assert.equal(ca.calls.filter((c) => c.op === 'watch').length, watchesBefore);
     clock.advance(1);
     assert.equal(ca.calls.filter((c) => c.op === 'watch').length, watchesBefore + 1, 're-watch after jittered backoff');
+    // ... presenting the SVID, with what it holds: a CA that restarted counts this sidecar (its bundle,
+    // and the authority of its leaf) from that call on, not only from its next renewal.
+    const rewatch = ca.calls.filter((c) => c.op === 'watch').at(-1)!;
+    assert.deepEqual([rewatch.mtls, rewatch.report], [true, { bundle_version: 3, serial: s.m.svid()!.serial }]);
     ca.service.setBundle({ ...base, version: 8, roots: [base.roots[0]!] });
     await until(() => s.m.bundle()!.version === 8, 'a push on the new stream');
     s.m.close();

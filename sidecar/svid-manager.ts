@@ -61,6 +61,8 @@ export class SvidManager extends SvidHolder implements SvidSource {
   readonly #log: Logger;
   readonly #trustDomain: string;
   #keys: Promise<KeyMaterial> | null = null;
+  /** The key material once made (it is made before the first issue). */
+  #keysMade: KeyMaterial | null = null;
 
   /** Root the current SVID chains to; a bundle without it means renew now. */
   #svidRoot: Buffer | null = null;
@@ -137,7 +139,7 @@ export class SvidManager extends SvidHolder implements SvidSource {
   #keyMaterial(): Promise<KeyMaterial> {
     if (!this.#keys) {
       this.#keys = makeKeyMaterial();
-      this.#keys.catch(() => undefined);
+      this.#keys.then((k) => (this.#keysMade = k), () => undefined);
     }
     return this.#keys;
   }
@@ -331,10 +333,23 @@ export class SvidManager extends SvidHolder implements SvidSource {
         this.#log.log(e ? 'warn' : 'info', 'bundle watch ended; watching again', { ...(e ? { code: e.code, error: e.message } : {}), retry_in_ms: delay });
         this.#watchTimer = this.#clock.setTimer(delay, () => {
           this.#watchTimer = null;
-          this.#watch(this.#connect());
+          this.#watch(this.#reportingConnection());
         });
       },
     );
+  }
+
+  /**
+   * A connection that presents our SVID while it is valid, else an anonymous one. The CA counts what a
+   * caller reports only when it is authenticated: a watch that ended because the CA restarted comes
+   * back over mTLS, so the restarted CA knows this sidecar (its bundle, the authority of its leaf)
+   * within seconds instead of at its next renewal, and a rotation waiting on its counts sees it.
+   */
+  #reportingConnection(): CaApi {
+    const svid = this.svid();
+    const keys = this.#keysMade;
+    if (!svid || !keys || svid.notAfter <= this.#clock.now()) return this.#connect();
+    return this.#connect({ certChainPem: svid.certChainPem, keyPem: keys.keyPem });
   }
 
   #onPushedBundle(b: BundleResponse): void {

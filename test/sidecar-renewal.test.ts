@@ -6,10 +6,10 @@
 // 3. The CA stays down: once the SVID expires, /readyz fails.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { startCa } from './helpers/ca-fixture.ts';
 import { metricSample, startWebOrdersMesh, type RunningSidecar, type WebOrdersMesh } from './helpers/mesh-fixture.ts';
 import { waitFor } from './helpers/sidecar-fixture.ts';
+import { longLived, oneRequest as sendOne } from './helpers/traffic.ts';
 
 const RENEWED = 'tollgate_svid_renewals_total{result="ok"}';
 let mesh: WebOrdersMesh;
@@ -23,53 +23,23 @@ before(async () => {
 
 after(() => mesh?.stop());
 
-/** One request on a fresh connection through web's outbound port; resolves true when echoed. */
-function oneRequest(i: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const msg = `req ${i}\n`;
-    let got = '';
-    const s = connect(web.outboundPort, '127.0.0.1');
-    const t = setTimeout(() => s.destroy(), 5000);
-    s.setEncoding('utf8').on('data', (d: string) => {
-      got += d;
-      if (got === msg) s.end();
-    });
-    s.on('error', () => undefined);
-    s.on('close', () => {
-      clearTimeout(t);
-      resolve(got === msg);
-    });
-    s.write(msg);
-  });
-}
-
-/** Send a line on the long-lived connection and wait for its echo. */
-async function ping(s: Socket, seen: { text: string }, n: number): Promise<void> {
-  const line = `ping ${n}\n`;
-  s.write(line);
-  await waitFor(() => seen.text.includes(line), `echo of ${line.trim()} on the long-lived connection`, 5000);
-}
+const oneRequest = (i: number): Promise<boolean> => sendOne(web.outboundPort, i);
 
 test('renewals under continuous traffic: 0 failed requests, the long-lived connection survives', async () => {
-  const long = connect(web.outboundPort, '127.0.0.1');
-  const seen = { text: '' };
-  let closed = false;
-  long.setEncoding('utf8').on('data', (d: string) => (seen.text += d));
-  long.on('close', () => (closed = true));
-  await ping(long, seen, 0);
+  const long = await longLived(web.outboundPort);
   const renewedBefore = metricSample(await orders.metrics(), RENEWED) + metricSample(await web.metrics(), RENEWED);
   let requests = 0;
   let failures = 0;
   const until = Date.now() + 12_000; // > one full 10 s lifetime: each sidecar renews at least twice
   while (Date.now() < until) {
     if (!(await oneRequest(requests++))) failures++;
-    if (requests % 20 === 0) await ping(long, seen, requests);
+    if (requests % 20 === 0) await long.ping(requests);
   }
   const renewed = metricSample(await orders.metrics(), RENEWED) + metricSample(await web.metrics(), RENEWED) - renewedBefore;
   assert.equal(failures, 0, `${failures} of ${requests} requests failed`);
   assert.ok(renewed >= 4, `expected at least 2 renewals per sidecar, saw ${renewed}`);
-  await ping(long, seen, -1);
-  assert.equal(closed, false, 'the long-lived connection was not dropped');
+  await long.ping(-1);
+  assert.equal(long.closed, false, 'the long-lived connection was not dropped');
   long.destroy();
 });
 

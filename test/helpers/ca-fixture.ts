@@ -21,8 +21,9 @@ export interface RunningTestCa {
   stop(): Promise<void>;
 }
 
-export function initCa(dir: string, trustDomain = 'example.org'): void {
-  const r = tollgate(['ca', 'init', '--trust-domain', trustDomain, '--dir', dir]);
+/** `tollgate ca init` into DIR; `extra` e.g. ['--intermediate-lifetime', '1h']. */
+export function initCa(dir: string, trustDomain = 'example.org', extra: readonly string[] = []): void {
+  const r = tollgate(['ca', 'init', '--trust-domain', trustDomain, '--dir', dir, ...extra]);
   if (r.code !== 0) throw new Error(`ca init failed: ${r.stderr}`);
 }
 

@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createJoinToken, initCa, startCa, type RunningTestCa } from './ca-fixture.ts';
+import { k8sTokenIssuer } from './k8s-token.ts';
 import { startTollgate, tempDir, type Started } from './procs.ts';
 import { startBackend, type TestBackend } from './sidecar-fixture.ts';
 
@@ -14,6 +15,8 @@ export interface SidecarSpec {
   readonly policy?: string;
   readonly outbound?: { upstreamPort: number; spiffeId: string };
   readonly ttl?: string;
+  /** Attest with this projected service-account token file instead of a join token. */
+  readonly tokenFile?: string;
   readonly extraYaml?: string;
 }
 
@@ -30,13 +33,13 @@ export interface RunningSidecar {
 
 /** Write the config for `spec` into `dir` and start `tollgate sidecar run` with it (and `extraArgs`, e.g. `--workers 2`; waits for ready). */
 export async function startSidecar(dir: string, ca: RunningTestCa, spec: SidecarSpec, extraArgs: readonly string[] = []): Promise<RunningSidecar> {
-  const token = createJoinToken(ca.dir, spec.spiffeId);
+  const attestation = spec.tokenFile ? `tokenFile: ${JSON.stringify(spec.tokenFile)}` : `joinToken: ${createJoinToken(ca.dir, spec.spiffeId)}`;
   const policyFile = join(dir, `${spec.name}-policy.yaml`);
   if (spec.policy !== undefined) writeFileSync(policyFile, spec.policy);
   const lines = [
     'trustDomain: example.org',
     `ca: { address: "127.0.0.1:${ca.grpcPort}", bundleFile: ${JSON.stringify(join(ca.dir, 'bundle.pem'))} }`,
-    `attestation: { joinToken: ${token} }`,
+    `attestation: { ${attestation} }`,
     `svid: { ttl: ${spec.ttl ?? '1h'} }`,
     'admin: { listen: "127.0.0.1:0" }',
   ];
@@ -84,13 +87,25 @@ export interface WebOrdersMesh {
   readonly dir: string;
   /** The running CA; a test that restarts it puts the new one here so stop() stops it. */
   ca: RunningTestCa;
+  /** Stop the CA and start it again on the same store, gRPC and admin addresses and flags. */
+  restartCa(): Promise<RunningTestCa>;
   readonly backend: TestBackend;
   readonly orders: RunningSidecar;
   readonly web: RunningSidecar;
   stop(): Promise<void>;
 }
 
-export async function startWebOrdersMesh(options: { caArgs?: string[]; ttl?: string; sidecarArgs?: string[] } = {}): Promise<WebOrdersMesh> {
+export interface WebOrdersMeshOptions {
+  /** Extra `ca init` flags, e.g. lifetimes. */
+  initArgs?: string[];
+  caArgs?: string[];
+  ttl?: string;
+  sidecarArgs?: string[];
+  /** web attests with a Kubernetes service-account token file (the CA verifies it offline against a JWKS) instead of a join token. */
+  webK8sToken?: boolean;
+}
+
+export async function startWebOrdersMesh(options: WebOrdersMeshOptions = {}): Promise<WebOrdersMesh> {
   const tmp = tempDir();
   const parts: { ca?: RunningTestCa; backend?: TestBackend; orders?: RunningSidecar; web?: RunningSidecar } = {};
   // Stops whatever has started, also when the start itself fails half-way.
@@ -102,8 +117,10 @@ export async function startWebOrdersMesh(options: { caArgs?: string[]; ttl?: str
     tmp.cleanup();
   };
   try {
-    initCa(join(tmp.dir, 'ca'));
-    const ca = (parts.ca = await startCa(join(tmp.dir, 'ca'), options.caArgs ?? []));
+    initCa(join(tmp.dir, 'ca'), 'example.org', options.initArgs ?? []);
+    const k8s = options.webK8sToken ? await k8sTokenIssuer(tmp.dir) : undefined;
+    const caArgs = [...(options.caArgs ?? []), ...(k8s?.caArgs ?? [])];
+    const ca = (parts.ca = await startCa(join(tmp.dir, 'ca'), caArgs));
     const backend = (parts.backend = await startBackend());
     const ttl = options.ttl ? { ttl: options.ttl } : {};
     const args = options.sidecarArgs ?? [];
@@ -114,7 +131,8 @@ export async function startWebOrdersMesh(options: { caArgs?: string[]; ttl?: str
       inbound: { appPort: backend.port },
       policy: `ports:\n  "${backend.port}":\n    allow: [${shopId('web')}]\n`,
     }, args));
-    const web = (parts.web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: shopId('web'), ...ttl, outbound: { upstreamPort: orders.inboundPort, spiffeId: shopId('orders') } }, args));
+    const tokenFile = k8s ? { tokenFile: await k8s.writeToken(join(tmp.dir, 'web.token'), { namespace: 'shop', serviceAccount: 'web', ttlSeconds: 3600 }) } : {};
+    const web = (parts.web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: shopId('web'), ...ttl, ...tokenFile, outbound: { upstreamPort: orders.inboundPort, spiffeId: shopId('orders') } }, args));
     return {
       dir: tmp.dir,
       get ca() {
@@ -122,6 +140,12 @@ export async function startWebOrdersMesh(options: { caArgs?: string[]; ttl?: str
       },
       set ca(c: RunningTestCa) {
         parts.ca = c;
+      },
+      async restartCa() {
+        const old = parts.ca!;
+        await old.stop();
+        parts.ca = await startCa(old.dir, [...caArgs, '--listen', `127.0.0.1:${old.grpcPort}`, '--admin', `127.0.0.1:${old.adminPort}`]);
+        return parts.ca;
       },
       backend,
       orders,

@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { missingRotationFigures, refusedConnections, rotationTable, type RotationResult, type RotationRow } from './rotation.ts';
+
+const wrk = (requests: number, errors: number) => ({ rps: 1000, p50Ms: 1, p99Ms: 2, requests, errors });
+const row = (kind: 'root' | 'intermediate', over: Partial<RotationRow> = {}): RotationRow => ({
+  kind, prepareMs: 500, activateMs: 600, retireMs: 2200, totalMs: 3400, keepAlive: wrk(4747, 0), close: wrk(499, 0), refused: 0, ...over,
+});
+const result = (rows: RotationRow[], error?: string): RotationResult => ({ rows, settings: [], ...(error ? { error } : {}) });
+
+test('refused handshakes: every refused or failed inbound and outbound connection of a sidecar, not the allowed ones', () => {
+  const text = [
+    'tollgate_inbound_connections_total{result="allowed",reason="allowed"} 900',
+    'tollgate_inbound_connections_total{result="refused",reason="tls_handshake"} 3',
+    'tollgate_inbound_connections_total{result="error",reason="peer_closed"} 1',
+    'tollgate_outbound_connections_total{result="refused",reason="svid_untrusted"} 2',
+    'tollgate_outbound_connections_total{result="allowed",reason="allowed"} 900',
+    'tollgate_svid_renewals_total{result="error"} 7',
+  ].join('\n');
+  assert.equal(refusedConnections(text), 6);
+});
+
+test('the table: sent = both load generators, failed = their errors, target met only with 0 failed and 0 refused', () => {
+  const t = rotationTable(result([row('root'), row('intermediate', { close: wrk(600, 2), refused: 1 })]));
+  assert.match(t, /\| root \| 5,246 \(4,747 \+ 499\) \| 0 \| 0 \| met \| 3\.4 \| 0\.5 \| 0\.6 \| 2\.2 \|/);
+  assert.match(t, /\| intermediate \| 5,347 \(4,747 \+ 600\) \| 2 \| 1 \| MISSED \|/);
+});
+
+test('missing figures: none for a complete run; each absent figure named, with why', () => {
+  assert.deepEqual(missingRotationFigures(result([row('root'), row('intermediate')])), []);
+  assert.deepEqual(missingRotationFigures(result([], 'wrk or nginx is missing')), ['rotation: not run: wrk or nginx is missing']);
+  const partial = missingRotationFigures(result([row('root', { keepAlive: undefined, error: 'wrk root-keepalive: no summary' })], 'boom'));
+  assert.deepEqual(partial, [
+    'rotation root: no requests sent (wrk root-keepalive: no summary)',
+    'rotation root: no failed (wrk root-keepalive: no summary)',
+    'rotation intermediate: no figures (boom)',
+  ]);
+  assert.deepEqual(missingRotationFigures(result([row('root', { retireMs: NaN }), row('intermediate')])), ['rotation root: no phase durations (not run)']);
+});
