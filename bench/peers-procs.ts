@@ -48,7 +48,9 @@ export function start(name: string, cmd: string, args: readonly string[], o: Sta
   const out = createWriteStream(o.logFile);
   let tail = '';
   const keep = (d: Buffer): void => {
-    out.write(d);
+    // A peer's child may still hold the pipe and print after stop() has ended the log (seen with
+    // stunnel in CI): such late output goes to the tail only, never to an ended stream.
+    if (!out.writableEnded && !out.destroyed) out.write(d);
     tail = (tail + d.toString('utf8')).slice(-4096);
   };
   child.stderr!.on('data', keep);
