@@ -78,7 +78,8 @@ export function start(name: string, cmd: string, args: readonly string[], o: Sta
     stop: () => stopProc(proc),
   };
   live.add(proc);
-  void exited.then(() => out.end());
+  // 'close', not 'exit': stdout/stderr can still deliver data after the process has exited.
+  child.once('close', () => out.end());
   return proc;
 }
 
