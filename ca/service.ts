@@ -93,6 +93,7 @@ export class CaService {
   // a bucket while a holder that loops renewals cannot get a fresh bucket from each new serial.
   readonly #lineage = new Map<string, string>();
   readonly #maxKeys: number;
+  readonly #authenticated = new WeakMap<readonly Buffer[], Promise<number>>();
 
   constructor(options: CaServiceOptions) {
     this.#o = options;
@@ -155,6 +156,27 @@ export class CaService {
     }
   }
 
+  /**
+   * Whether a connection's client chain is a valid SVID of this trust domain now. grpc-peer.ts
+   * freezes one chain array per connection, so the check runs once per connection.
+   */
+  async isAuthenticated(chain: readonly Buffer[]): Promise<boolean> {
+    if (chain.length === 0 || !this.#svids) return false;
+    let notAfter = this.#authenticated.get(chain);
+    if (!notAfter) {
+      notAfter = this.#svids.authenticate(chain).then((p) => p.notAfter, () => 0);
+      this.#authenticated.set(chain, notAfter);
+    }
+    return (await notAfter) > this.#o.clock.now();
+  }
+
+  /** Charge one unauthenticated attempt to its address: TG_RATE_LIMITED past the per-address limit. */
+  chargeAddress(address: string): void {
+    if (!this.#byAddress.take(addressKey(address))) {
+      throw new TollgateError('TG_RATE_LIMITED', `too many unauthenticated requests from ${address}; retry with backoff`);
+    }
+  }
+
   /** Convergence on the bundle this CA serves now. */
   convergenceCounts(): ConvergenceCounts {
     return this.convergence.counts(this.#bundle.version);
@@ -168,7 +190,7 @@ export class CaService {
       // flood from the same NAT address must not starve it); only if the certificate fails does
       // the attempt count as unauthenticated.
       const renewal = !req.token && (req.peerChain?.length ?? 0) > 0;
-      if (!renewal) this.#takeAddress(req.peerAddress);
+      if (!renewal) this.chargeAddress(req.peerAddress);
       if (req.csr.length > MAX_CSR_BYTES) {
         throw new TollgateError('TG_REQUEST_TOO_LARGE', `CSR is ${req.csr.length} bytes; the limit is ${MAX_CSR_BYTES}`);
       }
@@ -181,7 +203,7 @@ export class CaService {
       try {
         attestation = await this.#attest({ token: req.token, peerChain: req.peerChain, peerAddress: req.peerAddress });
       } catch (e) {
-        if (renewal) this.#takeAddress(req.peerAddress);
+        if (renewal) this.chargeAddress(req.peerAddress);
         throw e;
       }
       // Join tokens are single use, a stricter limit than this one.
@@ -246,12 +268,6 @@ export class CaService {
   #remember(serial: string, line: string): void {
     if (this.#lineage.size >= this.#maxKeys) this.#lineage.delete(this.#lineage.keys().next().value as string);
     this.#lineage.set(serial, line);
-  }
-
-  #takeAddress(address: string): void {
-    if (!this.#byAddress.take(addressKey(address))) {
-      throw new TollgateError('TG_RATE_LIMITED', `too many unauthenticated requests from ${address}; retry with backoff`);
-    }
   }
 
   #kindOf(req: IssueRequest): string | undefined {
