@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../common/clock.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { RateLimiter, addressKey } from './rate-limit.ts';
 
 test('token bucket: burst, then the sustained rate, per key', () => {
   const clock = new ManualClock(0);
@@ -25,4 +25,30 @@ test('the key table stays bounded', () => {
   const clock = new ManualClock(0);
   const rl = new RateLimiter({ limit: { perSecond: 1, burst: 1 }, clock, maxKeys: 10 });
   for (let i = 0; i < 100; i++) assert.ok(rl.take(`k${i}`));
+});
+
+test('a full table evicts the least recently used key only', () => {
+  const clock = new ManualClock(0);
+  const rl = new RateLimiter({ limit: { perSecond: 1, burst: 1 }, clock, maxKeys: 3 });
+  assert.ok(rl.take('a'));
+  assert.ok(rl.take('b'));
+  assert.ok(rl.take('c'));
+  assert.equal(rl.take('a'), false, 'a is now the most recently used (and empty)');
+  assert.ok(rl.take('d'));
+  assert.equal(rl.size, 3);
+  assert.equal(rl.has('b'), false, 'b was the least recently used');
+  assert.ok(rl.has('a') && rl.has('c') && rl.has('d'));
+  assert.equal(rl.take('a'), false, 'an empty bucket that stayed in the table stays empty');
+  for (let i = 0; i < 100; i++) rl.take(`k${i}`);
+  assert.equal(rl.size, 3);
+});
+
+test('address keys: IPv4 as is, IPv6 per /64, IPv4-mapped as IPv4', () => {
+  assert.equal(addressKey('127.0.0.1'), '127.0.0.1');
+  assert.equal(addressKey('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(addressKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(addressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
+  assert.equal(addressKey('2001:db8::1'), '2001:db8:0:0::/64');
+  assert.equal(addressKey('::1'), '0:0:0:0::/64');
+  assert.notEqual(addressKey('2001:db8:1:3::1'), addressKey('2001:db8:1:2::1'));
 });

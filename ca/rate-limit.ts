@@ -1,4 +1,6 @@
-// Token buckets keyed by identity or peer address, driven by an injected clock.
+// Token buckets keyed by identity, certificate or peer address, driven by an injected clock.
+// The key table is bounded; when full, the least recently used key leaves (never the whole table).
+import { isIPv6 } from 'node:net';
 import type { Clock } from '../common/clock.ts';
 
 export interface RateLimit {
@@ -13,16 +15,20 @@ interface Bucket {
   at: number;
 }
 
+export const DEFAULT_MAX_KEYS = 100_000;
+
 export class RateLimiter {
   readonly #limit: RateLimit;
   readonly #clock: Clock;
+  // A Map iterates in insertion order; a key is re-inserted on every use, so the first key is the
+  // least recently used one.
   readonly #buckets = new Map<string, Bucket>();
   readonly #maxKeys: number;
 
   constructor(options: { limit: RateLimit; clock: Clock; maxKeys?: number }) {
     this.#limit = options.limit;
     this.#clock = options.clock;
-    this.#maxKeys = options.maxKeys ?? 100_000;
+    this.#maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
   }
 
   /** Take one token for `key`; false when the bucket is empty. A limit of 0/s means unlimited. */
@@ -31,23 +37,40 @@ export class RateLimiter {
     const now = this.#clock.now();
     let b = this.#buckets.get(key);
     if (!b) {
-      if (this.#buckets.size >= this.#maxKeys) this.#evictFull(now);
+      if (this.#buckets.size >= this.#maxKeys) this.#buckets.delete(this.#buckets.keys().next().value as string);
       b = { tokens: this.#limit.burst, at: now };
-      this.#buckets.set(key, b);
     } else {
+      this.#buckets.delete(key);
       b.tokens = Math.min(this.#limit.burst, b.tokens + ((now - b.at) / 1000) * this.#limit.perSecond);
       b.at = now;
     }
+    this.#buckets.set(key, b);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
   }
 
-  // Buckets that have refilled completely carry no state worth keeping.
-  #evictFull(now: number): void {
-    for (const [k, b] of this.#buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * this.#limit.perSecond >= this.#limit.burst) this.#buckets.delete(k);
-    }
-    if (this.#buckets.size >= this.#maxKeys) this.#buckets.clear();
+  get size(): number {
+    return this.#buckets.size;
   }
+
+  has(key: string): boolean {
+    return this.#buckets.has(key);
+  }
+}
+
+/**
+ * The per-address bucket key: an IPv4 address as is, an IPv6 address by its /64 (one host usually
+ * holds a whole /64, so per-address buckets would hand an attacker 2^64 of them). An IPv4-mapped
+ * IPv6 address counts as its IPv4 address.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(address)) return address;
+  const [head = '', tail = ''] = address.toLowerCase().split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  return `${groups.slice(0, 4).map((g) => Number.parseInt(g || '0', 16).toString(16)).join(':')}::/64`;
 }

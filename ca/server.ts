@@ -4,6 +4,7 @@ import { startAdminServer, type AdminServer, type Readiness } from '../common/ad
 import type { Health } from './schedule.ts';
 import { caSpiffeId } from '../pki/spiffe-id.ts';
 import { startCaGrpcServer, type CaGrpcServer } from './grpc-server.ts';
+import type { ConnectionLimits } from './connection-guard.ts';
 import { startCaRuntime, type CaRuntime, type CaRuntimeOptions } from './runtime.ts';
 import type { CaServerIdentity } from './server-identity.ts';
 import type { CaService } from './service.ts';
@@ -14,6 +15,8 @@ export interface CaServerOptions extends Omit<CaRuntimeOptions, 'registry'> {
   readonly port: number;
   readonly adminPort: number;
   readonly adminHost?: string;
+  /** Caps on connections and streams of the gRPC port; defaults in DEFAULT_CONNECTION_LIMITS. */
+  readonly connectionLimits?: Partial<ConnectionLimits>;
 }
 
 export interface RunningCa {
@@ -50,7 +53,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   collectDefaultMetrics({ register: registry });
   const runtime = await startCaRuntime({ ...options, registry });
   const { service, identity, trustDomain: td } = runtime;
-  const grpcServer = await startCaGrpcServer({ service, identity, logger, port: options.port, ...(options.host ? { host: options.host } : {}) });
+  const grpcServer = await startCaGrpcServer({ service, identity, logger, port: options.port, limits: options.connectionLimits ?? {}, ...(options.host ? { host: options.host } : {}) });
   const admin = await startAdminServer({
     port: options.adminPort,
     ...(options.adminHost ? { host: options.adminHost } : {}),

@@ -155,3 +155,46 @@ test('a sidecar is not stale while it may still be waiting for its renewal: up t
 });
 
 const pick = (c: { clients: number; onCurrentBundle: number; stale: number }) => ({ clients: c.clients, onCurrentBundle: c.onCurrentBundle, stale: c.stale });
+
+test('a flood of unauthenticated attempts from one address blocks none of the mTLS renewals from that address', async () => {
+  const s = setup({ perAddress: { perSecond: 1, burst: 2 }, perIdentity: { perSecond: 1 / 60, burst: 1 } });
+  const sidecars = [];
+  for (let i = 0; i < 5; i++) {
+    const csr = createCsr(p256().key);
+    const first = await s.service.issueSvid({ csr, token: await s.token(`spiffe://example.org/ns/a/sa/w${i}`), peerAddress: `10.0.1.${i}` });
+    sidecars.push({ csr, peerChain: [...first.certChain] });
+  }
+  const flood = await Promise.allSettled(Array.from({ length: 50 }, () => s.service.issueSvid({ csr: createCsr(p256().key), peerAddress: '127.0.0.1' })));
+  assert.ok(flood.every((r) => r.status === 'rejected'));
+  assert.ok(flood.some((r) => r.status === 'rejected' && isCode('TG_RATE_LIMITED')(r.reason)), 'the flood itself is limited');
+  const renewals = await Promise.allSettled(sidecars.map((c) => s.service.issueSvid({ ...c, peerAddress: '127.0.0.1' })));
+  assert.deepEqual(renewals.map((r) => r.status), Array(5).fill('fulfilled'), 'renewals from the flooded address blocked');
+  // A certificate that fails authentication counts as an unauthenticated attempt from its address.
+  const foreign = await createRoot({ trustDomain: 'example.org', clock });
+  await assert.rejects(s.service.issueSvid({ csr: sidecars[0]!.csr, peerChain: [foreign.certificate], peerAddress: '127.0.0.1' }), isCode('TG_RATE_LIMITED'));
+  s.cleanup();
+});
+
+test('renewals are limited per line of certificates: one replica looping renewals does not lock out another of the same service account', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 1 / 60, burst: 2 } });
+  const id = 'spiffe://example.org/ns/shop/sa/web';
+  const csrA = createCsr(p256().key);
+  const csrB = createCsr(p256().key);
+  let a = await s.service.issueSvid({ csr: csrA, token: await s.token(id), peerAddress: '10.0.0.1' });
+  const b = await s.service.issueSvid({ csr: csrB, token: await s.token(id), peerAddress: '10.0.0.2' });
+  // Replica A renews with each new certificate it gets: a new serial is not a new bucket.
+  const results: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    try {
+      a = await s.service.issueSvid({ csr: csrA, peerChain: [...a.certChain], peerAddress: '10.0.0.1' });
+      results.push('ok');
+    } catch (e) {
+      assert.ok(isCode('TG_RATE_LIMITED')(e));
+      results.push('limited');
+    }
+  }
+  assert.deepEqual(results, ['ok', 'ok', 'limited', 'limited', 'limited']);
+  const renewedB = await s.service.issueSvid({ csr: csrB, peerChain: [...b.certChain], peerAddress: '10.0.0.1' });
+  assert.equal(renewedB.spiffeId, id);
+  s.cleanup();
+});

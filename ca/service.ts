@@ -11,7 +11,7 @@ import { Convergence, STALE_AFTER_SHARE, type ConvergenceCounts } from './conver
 import type { AuditLog } from './audit.ts';
 import type { SvidIssuer } from './issuer.ts';
 import type { CaMetrics } from './metrics.ts';
-import { RateLimiter, type RateLimit } from './rate-limit.ts';
+import { DEFAULT_MAX_KEYS, RateLimiter, addressKey, type RateLimit } from './rate-limit.ts';
 
 export const MAX_TOKEN_BYTES = 16 * 1024;
 
@@ -55,7 +55,12 @@ export interface CaServiceOptions {
   readonly audit: AuditLog;
   readonly metrics: CaMetrics;
   readonly bundle: Bundle;
-  readonly limits?: { readonly perAddress?: RateLimit; readonly perIdentity?: RateLimit };
+  /**
+   * perAddress: unauthenticated attempts (tokens, no or a failing certificate), per IPv4 address or
+   * IPv6 /64. perIdentity: authenticated callers, per certificate (SPIFFE ID plus the presented
+   * serial) or per pod for Kubernetes tokens, so replicas of one service account never share one.
+   */
+  readonly limits?: { readonly perAddress?: RateLimit; readonly perIdentity?: RateLimit; readonly maxKeys?: number };
   /** Default: stale after 3/4 of the longest leaf lifetime (STALE_AFTER_SHARE). */
   readonly convergence?: Convergence;
   /** The authority id of an intermediate, by its serial (lower-case hex). */
@@ -69,6 +74,8 @@ export const DEFAULT_LIMITS = {
 
 const CSR_CACHE_SIZE = 20_000;
 
+
+
 export class CaService {
   readonly #o: CaServiceOptions;
   #issuer: SvidIssuer;
@@ -81,13 +88,21 @@ export class CaService {
   readonly #csrCache = new Map<string, VerifiedCsr>();
   readonly convergence: Convergence;
   readonly #svids: SvidAttestor | undefined;
+  // Which line of renewals a serial belongs to: its first certificate's serial, or the pod of a
+  // Kubernetes token. Renewal is limited per line, so replicas of one service account never share
+  // a bucket while a holder that loops renewals cannot get a fresh bucket from each new serial.
+  readonly #lineage = new Map<string, string>();
+  readonly #maxKeys: number;
+  readonly #authenticated = new WeakMap<readonly Buffer[], Promise<number>>();
 
   constructor(options: CaServiceOptions) {
     this.#o = options;
     this.#issuer = options.issuer;
     this.#bundle = options.bundle;
-    this.#byAddress = new RateLimiter({ limit: options.limits?.perAddress ?? DEFAULT_LIMITS.perAddress, clock: options.clock });
-    this.#byIdentity = new RateLimiter({ limit: options.limits?.perIdentity ?? DEFAULT_LIMITS.perIdentity, clock: options.clock });
+    const maxKeys = options.limits?.maxKeys;
+    this.#maxKeys = maxKeys ?? DEFAULT_MAX_KEYS;
+    this.#byAddress = new RateLimiter({ limit: options.limits?.perAddress ?? DEFAULT_LIMITS.perAddress, clock: options.clock, maxKeys });
+    this.#byIdentity = new RateLimiter({ limit: options.limits?.perIdentity ?? DEFAULT_LIMITS.perIdentity, clock: options.clock, maxKeys });
     options.metrics.bundleVersion.set(options.bundle.version);
     this.#svids = options.attestors.find((a): a is SvidAttestor => a instanceof SvidAttestor);
     // Stale once overdue for renewal: 3/4 of the longest lifetime the CA grants.
@@ -131,13 +146,34 @@ export class CaService {
    */
   async reportBundle(peer: { chain: readonly Buffer[]; address: string }, report: ClientReport | undefined): Promise<boolean> {
     if (!report || !report.bundleVersion || peer.chain.length === 0 || !this.#svids) return false;
-    if (!this.#byAddress.take(peer.address)) return false;
+    if (!this.#byAddress.take(addressKey(peer.address))) return false;
     try {
       const p = await this.#svids.authenticate(peer.chain);
       this.convergence.seen({ serial: p.serial, bundleVersion: report.bundleVersion, authorityId: this.#o.authorityOf?.(p.issuerSerial), notAfter: p.notAfter });
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Whether a connection's client chain is a valid SVID of this trust domain now. grpc-peer.ts
+   * freezes one chain array per connection, so the check runs once per connection.
+   */
+  async isAuthenticated(chain: readonly Buffer[]): Promise<boolean> {
+    if (chain.length === 0 || !this.#svids) return false;
+    let notAfter = this.#authenticated.get(chain);
+    if (!notAfter) {
+      notAfter = this.#svids.authenticate(chain).then((p) => p.notAfter, () => 0);
+      this.#authenticated.set(chain, notAfter);
+    }
+    return (await notAfter) > this.#o.clock.now();
+  }
+
+  /** Charge one unauthenticated attempt to its address: TG_RATE_LIMITED past the per-address limit. */
+  chargeAddress(address: string): void {
+    if (!this.#byAddress.take(addressKey(address))) {
+      throw new TollgateError('TG_RATE_LIMITED', `too many unauthenticated requests from ${address}; retry with backoff`);
     }
   }
 
@@ -150,9 +186,11 @@ export class CaService {
     const started = performance.now();
     let attestation: Attestation | undefined;
     try {
-      if (!this.#byAddress.take(req.peerAddress)) {
-        throw new TollgateError('TG_RATE_LIMITED', `too many requests from ${req.peerAddress}; retry with backoff`);
-      }
+      // A renewal over mTLS is charged to its certificate, not to the address it comes from (a
+      // flood from the same NAT address must not starve it); only if the certificate fails does
+      // the attempt count as unauthenticated.
+      const renewal = !req.token && (req.peerChain?.length ?? 0) > 0;
+      if (!renewal) this.chargeAddress(req.peerAddress);
       if (req.csr.length > MAX_CSR_BYTES) {
         throw new TollgateError('TG_REQUEST_TOO_LARGE', `CSR is ${req.csr.length} bytes; the limit is ${MAX_CSR_BYTES}`);
       }
@@ -162,9 +200,15 @@ export class CaService {
       // The CSR is checked before attestation: a join token is used up by attesting, so a request
       // that is going to fail anyway must not burn it.
       const csr = this.#verifyCsr(req.csr);
-      attestation = await this.#attest({ token: req.token, peerChain: req.peerChain, peerAddress: req.peerAddress });
+      try {
+        attestation = await this.#attest({ token: req.token, peerChain: req.peerChain, peerAddress: req.peerAddress });
+      } catch (e) {
+        if (renewal) this.chargeAddress(req.peerAddress);
+        throw e;
+      }
       // Join tokens are single use, a stricter limit than this one.
-      if (attestation.kind !== 'join_token' && !this.#byIdentity.take(attestation.spiffeId.id)) {
+      const line = this.#lineOf(attestation);
+      if (attestation.kind !== 'join_token' && !this.#byIdentity.take(`${attestation.spiffeId.id} ${line ?? ''}`)) {
         throw new TollgateError('TG_RATE_LIMITED', `too many requests for ${attestation.spiffeId.id}; retry with backoff`);
       }
       // Two-phase: a single-use token is used up only once nothing else can refuse the request
@@ -173,6 +217,7 @@ export class CaService {
       const plan = issuer.plan({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
       await attestation.consume?.();
       const svid = issuer.sign(plan);
+      this.#remember(svid.serialHex.toLowerCase(), line ?? svid.serialHex.toLowerCase());
       this.convergence.seen({
         serial: svid.serialHex.toLowerCase(),
         bundleVersion: req.report?.bundleVersion ?? 0,
@@ -211,6 +256,18 @@ export class CaService {
       });
       throw err;
     }
+  }
+
+  #lineOf(a: Attestation): string | undefined {
+    const prior = a.details?.['prior_serial']?.toLowerCase();
+    if (prior) return this.#lineage.get(prior) ?? prior;
+    const pod = a.details?.['pod_uid'];
+    return pod ? `pod ${pod}` : undefined;
+  }
+
+  #remember(serial: string, line: string): void {
+    if (this.#lineage.size >= this.#maxKeys) this.#lineage.delete(this.#lineage.keys().next().value as string);
+    this.#lineage.set(serial, line);
   }
 
   #kindOf(req: IssueRequest): string | undefined {

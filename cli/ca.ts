@@ -4,6 +4,7 @@ import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Attestor } from '../ca/attestation/attestor.ts';
+import { DEFAULT_CONNECTION_LIMITS } from '../ca/connection-guard.ts';
 import { systemClock } from '../common/clock.ts';
 import { formatDuration, parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
@@ -95,8 +96,15 @@ Examples:
     .option('--default-ttl <dur>', 'SVID lifetime when a client asks for none', '1h')
     .option('--max-ttl <dur>', 'longest SVID lifetime the CA grants', '24h')
     .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
-    .option('--rate-per-address <n>', 'requests/s allowed per client address (0 = unlimited)', '200')
-    .option('--rate-per-identity <n>', 'SVIDs/min allowed per SPIFFE ID (0 = unlimited)', '60')
+    .option('--rate-per-address <n>', 'unauthenticated requests/s allowed per client address, IPv6 per /64 (0 = unlimited)', '200')
+    .option('--max-connections <n>', 'TCP connections open at once on the gRPC port, all clients together', String(DEFAULT_CONNECTION_LIMITS.maxConnections))
+    .option('--max-connections-per-address <n>', 'TCP connections open at once from one IPv4 address or IPv6 /64', String(DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress))
+    .option('--max-streams-per-connection <n>', 'concurrent gRPC calls per connection', String(DEFAULT_CONNECTION_LIMITS.maxStreamsPerConnection))
+    .option('--max-anonymous-watches-per-address <n>', 'WatchBundle streams without a valid SVID per address (1,000 in total)', String(DEFAULT_CONNECTION_LIMITS.maxAnonymousWatchesPerAddress))
+    .option('--handshake-timeout <dur>', 'close a connection whose TLS handshake is not done by then', '10s')
+    .option('--connection-idle-timeout <dur>', 'close a connection with no call in progress for this long', '5m')
+    .option('--max-connection-age <dur>', 'close every connection after this long (calls get 1 min to end; sidecars reconnect)', '1h')
+    .option('--rate-per-identity <n>', 'SVIDs/min allowed per line of renewals (a first certificate and its renewals) or per pod (0 = unlimited)', '60')
     .option('--k8s-issuer <url>', 'service-account token issuer (offline JWKS verification)')
     .option('--k8s-jwks <file>', "the cluster issuer's JWKS JSON (kubectl get --raw /openid/v1/jwks)")
     .option('--k8s-api-server <url>', 'the Kubernetes API server: verify service-account tokens with its TokenReview API; also for --store kubernetes and the webhook (default there: the pod\'s own)')
@@ -166,6 +174,15 @@ Examples:
         issuance: {
           defaultTtlSeconds: parseDuration(o.defaultTtl!, '--default-ttl') / 1000,
           maxTtlSeconds: parseDuration(o.maxTtl!, '--max-ttl') / 1000,
+        },
+        connectionLimits: {
+          maxConnections: parsePositiveInt(o.maxConnections!, '--max-connections'),
+          maxConnectionsPerAddress: parsePositiveInt(o.maxConnectionsPerAddress!, '--max-connections-per-address'),
+          maxStreamsPerConnection: parsePositiveInt(o.maxStreamsPerConnection!, '--max-streams-per-connection'),
+          maxAnonymousWatchesPerAddress: parsePositiveInt(o.maxAnonymousWatchesPerAddress!, '--max-anonymous-watches-per-address'),
+          handshakeTimeoutMs: parseDuration(o.handshakeTimeout!, '--handshake-timeout'),
+          idleTimeoutMs: parseDuration(o.connectionIdleTimeout!, '--connection-idle-timeout'),
+          maxAgeMs: parseDuration(o.maxConnectionAge!, '--max-connection-age'),
         },
         limits: {
           perAddress: { perSecond: perAddress, burst: perAddress * 2 },
