@@ -170,7 +170,7 @@ export class CaService {
       // Two-phase: a single-use token is used up only once nothing else can refuse the request
       // (the plan checks the lifetime and the intermediate), so a refusal never burns it.
       const issuer = this.#issuer;
-      const plan = issuer.plan({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
+      const plan = issuer.plan({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds, ...horizonOf(attestation, issuer) });
       await attestation.consume?.();
       const svid = issuer.sign(plan);
       this.convergence.seen({
@@ -243,4 +243,21 @@ export class CaService {
     this.#csrCache.set(key, csr);
     return csr;
   }
+}
+
+/**
+ * What bounds a new leaf (PRODUCT.md §3): a token attestation starts a horizon (join token: now +
+ * joinTokenHorizonSeconds; Kubernetes: now + k8sReattestSeconds); a renewal copies the presented
+ * leaf's horizon unchanged and never outlives the presented leaf's own lifetime (less the backdate).
+ * A leaf from before horizons existed counts as attested at its notBefore.
+ */
+function horizonOf(a: Attestation, issuer: SvidIssuer): { attestedUntil: number; maxTtlSeconds?: number } {
+  if (a.kind !== 'svid') return { attestedUntil: issuer.horizonFor(a.kind) };
+  const v = a.presentedValidity;
+  if (!v) throw new TollgateError('TG_INTERNAL', 'a renewal without the presented validity');
+  const p = issuer.policy;
+  return {
+    attestedUntil: a.attestedUntil ?? v.notBefore + p.backdateMs + p.joinTokenHorizonSeconds * 1000,
+    maxTtlSeconds: Math.max(p.minTtlSeconds, Math.floor((v.notAfter - v.notBefore - p.backdateMs) / 1000)),
+  };
 }

@@ -94,6 +94,8 @@ Examples:
     .option('--spiffe-id <id>', "the CA's own SPIFFE ID, under /tollgate/ (default spiffe://<td>/tollgate/ca)")
     .option('--default-ttl <dur>', 'SVID lifetime when a client asks for none', '1h')
     .option('--max-ttl <dur>', 'longest SVID lifetime the CA grants', '24h')
+    .option('--join-token-horizon <dur>', 'SVIDs first issued for a join token renew until this long after that issue, then need a new join token', '24h')
+    .option('--k8s-reattest <dur>', 'SVIDs first issued for a Kubernetes token renew until this long after it; the sidecar then re-presents its projected token', '12h')
     .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
     .option('--rate-per-address <n>', 'requests/s allowed per client address (0 = unlimited)', '200')
     .option('--rate-per-identity <n>', 'SVIDs/min allowed per SPIFFE ID (0 = unlimited)', '60')
@@ -115,7 +117,9 @@ Examples:
     .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: 3/4 of --max-ttl, past the latest renewal at 60 % of a leaf\'s life)')
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
-renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
+renewal needs the client's current SVID over mTLS. A renewal never outlives the presented SVID's own
+lifetime nor its "attested until" horizon (--join-token-horizon, --k8s-reattest), carried in the SVID;
+past it the CA refuses with TG_REATTEST_REQUIRED and the workload must attest again. Stops gracefully on SIGTERM/SIGINT.
 
 With --webhook-listen the CA also serves the mutating webhook that injects sidecars: its serving
 certificate is issued from the CA's intermediate (24 h, renewed at half life by every replica), and
@@ -166,6 +170,8 @@ Examples:
         issuance: {
           defaultTtlSeconds: parseDuration(o.defaultTtl!, '--default-ttl') / 1000,
           maxTtlSeconds: parseDuration(o.maxTtl!, '--max-ttl') / 1000,
+          joinTokenHorizonSeconds: parseDuration(o.joinTokenHorizon!, '--join-token-horizon') / 1000,
+          k8sReattestSeconds: parseDuration(o.k8sReattest!, '--k8s-reattest') / 1000,
         },
         limits: {
           perAddress: { perSecond: perAddress, burst: perAddress * 2 },

@@ -184,6 +184,45 @@ describe('SvidManager with the real CA in-process', () => {
     s.m.close();
   });
 
+  test('attestation horizon: a k8s sidecar re-presents its token file at the horizon and carries on; a join-token one stops and says so', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock, tmp, { k8sReattestSeconds: 3600, joinTokenHorizonSeconds: 3600 });
+    const tokenFile = join(tmp, 'sa-token-horizon');
+    writeFileSync(tokenFile, await ca.k8sToken(T0 + 48 * 3600_000));
+    const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile }, ttlSeconds: 1800 });
+    await s.m.start();
+    // Renew at each due time until the token is presented again (bounded); the SVID never lapses.
+    for (let i = 0; i < 10 && ca.issues().filter((c) => c.token === 'k8s').length < 2; i++) {
+      const held = s.m.svid()!;
+      clock.set(s.m.nextRenewalAt()!);
+      assert.ok(clock.now() < held.notAfter, 'renewed while the held SVID is valid');
+      await until(() => s.m.svid() !== held, `renewal ${i}`);
+      assert.ok(s.m.svid()!.notAfter <= T0 + 3600_000 || ca.issues().at(-1)!.token === 'k8s', 'renewals over mTLS stop at the horizon');
+    }
+    const ways = ca.issues().map((c) => (c.token ?? (c.mtls ? 'svid' : '?')));
+    assert.deepEqual([ways[0], ways.at(-1)], ['k8s', 'k8s']);
+    assert.ok(ways.slice(1, -1).length >= 2 && ways.slice(1, -1).every((w) => w === 'svid'), ways.join(','));
+    assert.ok(ca.issues().every((c) => c.error === undefined), 'no refusal: re-attestation happens before the CA would refuse');
+    assert.equal(s.m.svid()!.notAfter, wholeSeconds(clock.now() + 1800_000), 'a fresh horizon: full lifetime again');
+    assert.ok(s.m.readiness().ready);
+    s.m.close();
+
+    const j = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() }, ttlSeconds: 1800 });
+    const start = clock.now();
+    await j.m.start();
+    for (let i = 0; i < 10 && j.m.nextRenewalAt() !== null; i++) {
+      const held = j.m.svid()!;
+      clock.set(j.m.nextRenewalAt()!);
+      await until(() => j.m.svid() !== held || j.lines.some((l) => l.level === 'error'), `join renewal ${i}`);
+    }
+    assert.equal(j.m.nextRenewalAt(), null, 'nothing left to try');
+    assert.equal(j.m.svid()!.notAfter, wholeSeconds(start + 3600_000), 'the last SVID ends at the horizon');
+    assert.ok(j.m.readiness().ready, 'still serving until then');
+    clock.set(j.m.svid()!.notAfter);
+    assert.match(j.m.readiness().detail, /SVID expired at .*TG_REATTEST_REQUIRED: .*attestation horizon.*new join token/);
+    j.m.close();
+  });
+
   test('a bad CA response never replaces the good SVID', async () => {
     const clock = new ManualClock(T0);
     const ca = await inProcessCa(clock, tmp);
