@@ -45,6 +45,9 @@ export interface Bundle {
   readonly refreshHintSeconds: number;
   /** DER cross-signatures vouching for roots of `roots` (see the proto's Bundle.endorsements). */
   readonly endorsements?: readonly Buffer[];
+  /** The deny-list (`tollgate ca deny`): SPIFFE IDs and leaf serials (lower-case hex). */
+  readonly deniedIds?: readonly string[];
+  readonly deniedSerials?: readonly string[];
 }
 
 export interface CaServiceOptions {
@@ -163,6 +166,7 @@ export class CaService {
       // that is going to fail anyway must not burn it.
       const csr = this.#verifyCsr(req.csr);
       attestation = await this.#attest({ token: req.token, peerChain: req.peerChain, peerAddress: req.peerAddress });
+      this.#refuseDenied(attestation);
       // Join tokens are single use, a stricter limit than this one.
       if (attestation.kind !== 'join_token' && !this.#byIdentity.take(attestation.spiffeId.id)) {
         throw new TollgateError('TG_RATE_LIMITED', `too many requests for ${attestation.spiffeId.id}; retry with backoff`);
@@ -211,6 +215,14 @@ export class CaService {
       });
       throw err;
     }
+  }
+
+  /** The deny-list holds for every issue and renewal: by attested SPIFFE ID, and by the presented serial. */
+  #refuseDenied(a: Attestation): void {
+    const b = this.#bundle;
+    if (b.deniedIds?.includes(a.spiffeId.id)) throw new TollgateError('TG_DENIED', `${a.spiffeId.id} is on the CA's deny-list (tollgate ca deny list)`);
+    const prior = a.details?.['prior_serial']?.toLowerCase();
+    if (prior && b.deniedSerials?.includes(prior)) throw new TollgateError('TG_DENIED', `the presented certificate (serial ${prior}) is on the CA's deny-list (tollgate ca deny list)`);
   }
 
   #kindOf(req: IssueRequest): string | undefined {

@@ -11,6 +11,7 @@ import { createLogger } from '../common/log.ts';
 import { addStoreOptions, openStore, SA_DIR, storeArgs, type StoreFlags } from './ca-store.ts';
 import { startCaWebhook, type WebhookFlags } from './ca-webhook.ts';
 import { registerCaRotate } from './ca-rotate.ts';
+import { registerCaDeny } from './ca-deny.ts';
 import { EXIT_FAILURE } from './exit.ts';
 import { parseListen, parsePositiveInt, printJson } from './options.ts';
 
@@ -205,6 +206,7 @@ Examples:
     });
 
   registerCaRotate(ca);
+  registerCaDeny(ca);
 
   addStoreOptions(ca.command('status'), { kubeFlags: true, dirHelp: 'CA store directory (read directly)' })
     .description('every authority (slot, serial, not-after, time left), the rotation in progress, and sidecar convergence')

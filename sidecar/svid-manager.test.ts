@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { createIntermediate, createRoot, type Authority } from '../ca/authority.ts';
-import { SvidIssuer } from '../ca/issuer.ts';
+import { SvidIssuer, type IssuancePolicy } from '../ca/issuer.ts';
 import type { Bundle } from '../ca/service.ts';
 import type { IssuedSvidResponse } from '../common/ca-client.ts';
 import { ManualClock } from '../common/clock.ts';
@@ -58,6 +58,17 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   assert.fail(`timed out waiting for ${what}`);
 }
 const retried = (m: SvidManager) => () => m.nextRenewalAt() !== null;
+
+/** The in-process CA on a fresh ManualClock and a started sidecar that attests with a Kubernetes token file. */
+async function startK8s(name: string, policy?: Partial<IssuancePolicy>, over: Partial<SvidManagerOptions> = {}) {
+  const clock = new ManualClock(T0);
+  const ca = await inProcessCa(clock, tmp, policy);
+  const tokenFile = join(tmp, name);
+  writeFileSync(tokenFile, await ca.k8sToken(T0 + 48 * 3600_000));
+  const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile }, ...over });
+  await s.m.start();
+  return { clock, ca, s };
+}
 
 describe('SvidManager with the real CA in-process', () => {
   test('first issue with a join token, then renewal over mTLS at the seeded jittered time', async () => {
@@ -185,12 +196,7 @@ describe('SvidManager with the real CA in-process', () => {
   });
 
   test('attestation horizon: a k8s sidecar re-presents its token file at the horizon and carries on; a join-token one stops and says so', async () => {
-    const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock, tmp, { k8sReattestSeconds: 3600, joinTokenHorizonSeconds: 3600 });
-    const tokenFile = join(tmp, 'sa-token-horizon');
-    writeFileSync(tokenFile, await ca.k8sToken(T0 + 48 * 3600_000));
-    const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile }, ttlSeconds: 1800 });
-    await s.m.start();
+    const { clock, ca, s } = await startK8s('sa-token-horizon', { k8sReattestSeconds: 3600, joinTokenHorizonSeconds: 3600 }, { ttlSeconds: 1800 });
     // Renew at each due time until the token is presented again (bounded); the SVID never lapses.
     for (let i = 0; i < 10 && ca.issues().filter((c) => c.token === 'k8s').length < 2; i++) {
       const held = s.m.svid()!;
@@ -221,6 +227,22 @@ describe('SvidManager with the real CA in-process', () => {
     clock.set(j.m.svid()!.notAfter);
     assert.match(j.m.readiness().detail, /SVID expired at .*TG_REATTEST_REQUIRED: .*attestation horizon.*new join token/);
     j.m.close();
+  });
+
+  test('deny-list: a k8s sidecar whose serial is denied re-attests with its token file', async () => {
+    const { clock, ca, s } = await startK8s('sa-token-denied');
+    const held = s.m.svid()!;
+    const b = ca.service.bundle;
+    ca.service.setBundle({ ...b, version: b.version + 1, deniedSerials: [held.serial] });
+    await until(() => s.m.bundle()!.version === b.version + 1, 'the pushed bundle');
+    assert.ok(s.m.bundle()!.denied.serials.has(held.serial), 'the sidecar holds the deny-list');
+    for (let i = 0; i < 5 && s.m.svid() === held; i++) {
+      clock.set(s.m.nextRenewalAt()!);
+      await until(() => s.m.svid() !== held || s.m.nextRenewalAt()! > clock.now(), `attempt ${i}`);
+    }
+    assert.notEqual(s.m.svid(), held);
+    assert.deepEqual(ca.issues().slice(1).map((c) => [c.mtls, c.token, c.error]), [[true, undefined, 'TG_DENIED'], [false, 'k8s', undefined]]);
+    s.m.close();
   });
 
   test('a bad CA response never replaces the good SVID', async () => {
@@ -317,12 +339,7 @@ describe('SvidManager with the real CA in-process', () => {
   });
 
   test('root rotation: a bundle without our root renews early and converges on the new root', async () => {
-    const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock, tmp);
-    const tokenFile = join(tmp, 'sa-token-rotation');
-    writeFileSync(tokenFile, await ca.k8sToken(T0 + 24 * 3600_000));
-    const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile } });
-    await s.m.start();
+    const { clock, ca, s } = await startK8s('sa-token-rotation');
     s.expected();
     const old = s.m.svid()!;
     const dueNormally = s.m.nextRenewalAt()!;

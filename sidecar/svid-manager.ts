@@ -52,7 +52,7 @@ interface Issued {
   readonly attestation: 'svid' | Attestation['kind'];
 }
 
-const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING', 'TG_REATTEST_REQUIRED']);
+const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING', 'TG_REATTEST_REQUIRED', 'TG_DENIED']);
 
 
 export class SvidManager extends SvidHolder implements SvidSource {

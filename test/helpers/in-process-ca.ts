@@ -151,5 +151,5 @@ export async function inProcessCa(clock: ManualClock, tmp: string, policy?: Part
 export type InProcessCa = Awaited<ReturnType<typeof inProcessCa>>;
 
 function toResponse(b: Bundle) {
-  return { version: b.version, roots: [...b.roots], refreshHintSeconds: b.refreshHintSeconds, trustDomain: b.trustDomain, endorsements: [...(b.endorsements ?? [])] };
+  return { version: b.version, roots: [...b.roots], refreshHintSeconds: b.refreshHintSeconds, trustDomain: b.trustDomain, endorsements: [...(b.endorsements ?? [])], deniedIds: [...(b.deniedIds ?? [])], deniedSerials: [...(b.deniedSerials ?? [])] };
 }
