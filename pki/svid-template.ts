@@ -123,6 +123,7 @@ export class LeafTemplate {
   readonly #validIds = new BoundedMemo<true>(MEMO_ENTRIES);
   readonly #keyIds = new BoundedMemo<Buffer>(MEMO_ENTRIES);
   #validity = { notBefore: NaN, notAfter: NaN, der: Buffer.alloc(0) };
+  #attested = { sec: NaN, der: Buffer.alloc(0) };
   readonly issuerNotAfter: number;
   readonly issuerNotBefore: number;
 
@@ -155,6 +156,13 @@ export class LeafTemplate {
     writeTime(der, writeTime(der, writeHeader(der, 0, Tag.SEQUENCE, body), notBefore), notAfter);
     this.#validity = { notBefore: nb, notAfter: na, der };
     return der;
+  }
+
+  /** The encoded "attested until" time; renewals of one workload repeat it, so the last one is kept. */
+  #attestedTime(ms: number): Buffer {
+    const sec = Math.floor(ms / 1000);
+    if (this.#attested.sec !== sec) this.#attested = { sec, der: Buffer.from(generalizedTime(ms), 'latin1') };
+    return this.#attested.der;
   }
 
   #nextSerial(): Buffer {
@@ -192,7 +200,7 @@ export class LeafTemplate {
     const sanSeqLen = headerLength(gnLen) + gnLen;
     const sanOctLen = headerLength(sanSeqLen) + sanSeqLen;
     const sanBody = SAN_HEAD.length + sanOctLen;
-    const attested = req.attestedUntil === undefined ? undefined : generalizedTime(req.attestedUntil);
+    const attested = req.attestedUntil === undefined ? undefined : this.#attestedTime(req.attestedUntil);
     const extsBody = this.#fixedExtLength + headerLength(sanBody) + sanBody + (attested ? ATTESTED_EXT_LENGTH : 0);
     const extsLen = headerLength(extsBody) + extsBody;
     const validity = this.#validityDer(req.notBefore, req.notAfter);
@@ -223,7 +231,7 @@ export class LeafTemplate {
     o += this.#akiExt.copy(b, o);
     if (attested) {
       o += ATTESTED_PREFIX.copy(b, o);
-      o += b.write(attested, o, 'latin1');
+      o += attested.copy(b, o);
     }
     if (o !== tbsLen) throw new TollgateError('TG_INTERNAL', `leaf template wrote ${o} bytes, expected ${tbsLen}`);
     return { tbs: b.subarray(0, tbsLen), serialHex: serial.toString('hex') };
