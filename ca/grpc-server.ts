@@ -23,7 +23,7 @@ import type { Bundle, CaService } from './service.ts';
 import type { CaServerIdentity } from './server-identity.ts';
 
 function bundleMsg(b: Bundle): BundleMsg {
-  return { version: b.version, roots: [...b.roots], refresh_hint_seconds: b.refreshHintSeconds, trust_domain: b.trustDomain, endorsements: [...(b.endorsements ?? [])] };
+  return { version: b.version, roots: [...b.roots], refresh_hint_seconds: b.refreshHintSeconds, trust_domain: b.trustDomain, endorsements: [...(b.endorsements ?? [])], denied_ids: [...(b.deniedIds ?? [])], denied_serials: [...(b.deniedSerials ?? [])] };
 }
 
 export interface CaGrpcServer {

@@ -11,6 +11,10 @@ export interface IssuancePolicy {
   readonly minTtlSeconds: number;
   /** notBefore is set this far in the past so peers with slightly slow clocks accept new leaves. */
   readonly backdateMs: number;
+  /** Attestation horizon of a join token: its SVIDs renew until this long after first issue. */
+  readonly joinTokenHorizonSeconds: number;
+  /** Attestation horizon of a Kubernetes token: the sidecar re-presents its projected token this often. */
+  readonly k8sReattestSeconds: number;
 }
 
 export const DEFAULT_ISSUANCE: IssuancePolicy = Object.freeze({
@@ -18,6 +22,8 @@ export const DEFAULT_ISSUANCE: IssuancePolicy = Object.freeze({
   maxTtlSeconds: 24 * 3600,
   minTtlSeconds: 5,
   backdateMs: 30_000,
+  joinTokenHorizonSeconds: 24 * 3600,
+  k8sReattestSeconds: 12 * 3600,
 });
 
 export interface IssuedSvid {
@@ -33,6 +39,10 @@ export interface IssueOptions {
   readonly spki: Buffer;
   readonly spiffeId: string;
   readonly ttlSeconds?: number | undefined;
+  /** Epoch ms the attestation holds until: notAfter never passes it, and the leaf carries it. */
+  readonly attestedUntil?: number | undefined;
+  /** A renewal's cap: the presented certificate's own lifetime. */
+  readonly maxTtlSeconds?: number | undefined;
 }
 
 export class SvidIssuer {
@@ -48,6 +58,9 @@ export class SvidIssuer {
     this.policy = Object.freeze({ ...DEFAULT_ISSUANCE, ...options.policy });
     if (this.policy.maxTtlSeconds < this.policy.minTtlSeconds || this.policy.defaultTtlSeconds > this.policy.maxTtlSeconds) {
       throw new TollgateError('TG_CONFIG_INVALID', 'TTL settings must satisfy min <= default <= max');
+    }
+    if (Math.min(this.policy.joinTokenHorizonSeconds, this.policy.k8sReattestSeconds) < this.policy.minTtlSeconds) {
+      throw new TollgateError('TG_CONFIG_INVALID', 'attestation horizons (--join-token-horizon, --k8s-reattest) must be at least the minimum TTL');
     }
   }
 
@@ -71,13 +84,23 @@ export class SvidIssuer {
   /** Everything that can refuse an issuance (lifetime, the intermediate's own expiry), decided now. */
   plan(options: IssueOptions): LeafRequest {
     const now = this.#clock.now();
-    const ttl = this.ttlFor(options.ttlSeconds);
-    const notAfter = Math.min(now + ttl * 1000, this.#template.issuerNotAfter);
+    const ttl = Math.min(this.ttlFor(options.ttlSeconds), options.maxTtlSeconds ?? Infinity);
+    const horizon = options.attestedUntil ?? Infinity;
+    if (horizon - now < this.policy.minTtlSeconds * 1000) {
+      throw new TollgateError('TG_REATTEST_REQUIRED', `the attestation of ${options.spiffeId} held until ${new Date(horizon).toISOString()}: renewal cannot extend it; attest again with a Kubernetes service-account token or a new join token`);
+    }
+    const notAfter = Math.min(now + ttl * 1000, this.#template.issuerNotAfter, horizon);
     if (notAfter - now < this.policy.minTtlSeconds * 1000) {
       throw new TollgateError('TG_AUTHORITY_EXPIRED', 'the intermediate expires too soon to issue from; rotate it with `tollgate ca rotate intermediate`');
     }
     const notBefore = Math.max(now - this.policy.backdateMs, this.#template.issuerNotBefore);
-    return { spki: options.spki, spiffeId: options.spiffeId, notBefore, notAfter };
+    return { spki: options.spki, spiffeId: options.spiffeId, notBefore, notAfter, attestedUntil: options.attestedUntil };
+  }
+
+  /** The horizon a fresh attestation of this kind gives, from now (epoch ms). */
+  horizonFor(kind: 'join_token' | 'k8s_token'): number {
+    const seconds = kind === 'k8s_token' ? this.policy.k8sReattestSeconds : this.policy.joinTokenHorizonSeconds;
+    return this.#clock.now() + seconds * 1000;
   }
 
   /** Sign a leaf planned by this issuer. */

@@ -127,7 +127,8 @@ class BundlePublisher {
 
 function sameBundle(a: Bundle, b: Bundle): boolean {
   const eq = (x: readonly Buffer[], y: readonly Buffer[]) => x.length === y.length && x.every((d, i) => d.equals(y[i]!));
-  return a.version === b.version && eq(a.roots, b.roots) && eq(a.endorsements ?? [], b.endorsements ?? []);
+  const same = (x: readonly string[] = [], y: readonly string[] = []) => x.join('\n') === y.join('\n');
+  return a.version === b.version && eq(a.roots, b.roots) && eq(a.endorsements ?? [], b.endorsements ?? []) && same(a.deniedIds, b.deniedIds) && same(a.deniedSerials, b.deniedSerials);
 }
 
 export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {

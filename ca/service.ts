@@ -45,6 +45,9 @@ export interface Bundle {
   readonly refreshHintSeconds: number;
   /** DER cross-signatures vouching for roots of `roots` (see the proto's Bundle.endorsements). */
   readonly endorsements?: readonly Buffer[];
+  /** The deny-list (`tollgate ca deny`): SPIFFE IDs and leaf serials (lower-case hex). */
+  readonly deniedIds?: readonly string[];
+  readonly deniedSerials?: readonly string[];
 }
 
 export interface CaServiceOptions {
@@ -206,6 +209,7 @@ export class CaService {
         if (renewal) this.chargeAddress(req.peerAddress);
         throw e;
       }
+      this.#refuseDenied(attestation);
       // Join tokens are single use, a stricter limit than this one.
       const line = this.#lineOf(attestation);
       if (attestation.kind !== 'join_token' && !this.#byIdentity.take(`${attestation.spiffeId.id} ${line ?? ''}`)) {
@@ -214,7 +218,7 @@ export class CaService {
       // Two-phase: a single-use token is used up only once nothing else can refuse the request
       // (the plan checks the lifetime and the intermediate), so a refusal never burns it.
       const issuer = this.#issuer;
-      const plan = issuer.plan({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds });
+      const plan = issuer.plan({ spki: csr.spki, spiffeId: attestation.spiffeId.id, ttlSeconds: req.ttlSeconds, ...horizonOf(attestation, issuer) });
       await attestation.consume?.();
       const svid = issuer.sign(plan);
       this.#remember(svid.serialHex.toLowerCase(), line ?? svid.serialHex.toLowerCase());
@@ -270,6 +274,14 @@ export class CaService {
     this.#lineage.set(serial, line);
   }
 
+  /** The deny-list holds for every issue and renewal: by attested SPIFFE ID, and by the presented serial. */
+  #refuseDenied(a: Attestation): void {
+    const b = this.#bundle;
+    if (b.deniedIds?.includes(a.spiffeId.id)) throw new TollgateError('TG_DENIED', `${a.spiffeId.id} is on the CA's deny-list (tollgate ca deny list)`);
+    const prior = a.details?.['prior_serial']?.toLowerCase();
+    if (prior && b.deniedSerials?.includes(prior)) throw new TollgateError('TG_DENIED', `the presented certificate (serial ${prior}) is on the CA's deny-list (tollgate ca deny list)`);
+  }
+
   #kindOf(req: IssueRequest): string | undefined {
     const ev = { token: req.token, peerChain: req.peerChain };
     return this.#o.attestors.find((a) => a.accepts(ev))?.kind;
@@ -300,4 +312,21 @@ export class CaService {
     this.#csrCache.set(key, csr);
     return csr;
   }
+}
+
+/**
+ * What bounds a new leaf (PRODUCT.md §3): a token attestation starts a horizon (join token: now +
+ * joinTokenHorizonSeconds; Kubernetes: now + k8sReattestSeconds); a renewal copies the presented
+ * leaf's horizon unchanged and never outlives the presented leaf's own lifetime (less the backdate).
+ * A leaf from before horizons existed counts as attested at its notBefore.
+ */
+function horizonOf(a: Attestation, issuer: SvidIssuer): { attestedUntil: number; maxTtlSeconds?: number } {
+  if (a.kind !== 'svid') return { attestedUntil: issuer.horizonFor(a.kind) };
+  const v = a.presentedValidity;
+  if (!v) throw new TollgateError('TG_INTERNAL', 'a renewal without the presented validity');
+  const p = issuer.policy;
+  return {
+    attestedUntil: a.attestedUntil ?? v.notBefore + p.backdateMs + p.joinTokenHorizonSeconds * 1000,
+    maxTtlSeconds: Math.max(p.minTtlSeconds, Math.floor((v.notAfter - v.notBefore - p.backdateMs) / 1000)),
+  };
 }

@@ -59,6 +59,16 @@ export interface StoreRecords {
   readonly rotation: RotationRecord | null;
   /** Lifetimes (ms) of new authorities, set by `ca init`; the defaults of PRODUCT.md §3 when absent. */
   readonly lifetimes?: { readonly root: number; readonly intermediate: number };
+  /** The deny-list (`tollgate ca deny`): part of the bundle, so a change bumps bundleVersion. */
+  readonly denied?: readonly DeniedEntry[];
+}
+
+/** One deny-list entry: a SPIFFE ID or a leaf serial (lower-case hex), never issued or renewed for. */
+export interface DeniedEntry {
+  readonly kind: 'spiffe_id' | 'serial';
+  readonly value: string;
+  readonly reason?: string;
+  readonly addedAt: string;
 }
 
 export interface Owner {
@@ -139,6 +149,9 @@ export function validateRecords(r: StoreRecords): StoreRecords {
     if (a.kind === 'intermediate' && (!a.parent || find(r, a.parent).kind !== 'root')) throw corrupt(`intermediate ${a.id} has no recorded root`);
   }
   if (r.rotation) for (const id of [...r.rotation.old, ...r.rotation.new]) find(r, id);
+  for (const d of r.denied ?? []) {
+    if (!['spiffe_id', 'serial'].includes(d?.kind) || typeof d.value !== 'string' || !d.value) throw corrupt(`deny-list entry ${JSON.stringify(d)} is malformed`);
+  }
   return r;
 }
 
@@ -151,9 +164,16 @@ export function bundleOf(r: StoreRecords): { rootIds: string[]; endorsements: st
   return { rootIds: roots.map((a) => a.id), endorsements: roots.flatMap((a) => (a.endorsement ? [a.endorsement.der] : [])) };
 }
 
+/** The deny-list as the bundle carries it: SPIFFE IDs and serials, each sorted. */
+export function deniedOf(r: StoreRecords): { ids: string[]; serials: string[] } {
+  const of = (kind: DeniedEntry['kind']) => (r.denied ?? []).filter((d) => d.kind === kind).map((d) => d.value).sort();
+  return { ids: of('spiffe_id'), serials: of('serial') };
+}
+
 /** `next` with bundleVersion one above `prev`'s when the bundle changed, else `prev`'s. */
 export function withBundleVersion(prev: StoreRecords | undefined, next: Omit<StoreRecords, 'bundleVersion'> & { bundleVersion?: number }): StoreRecords {
-  const same = prev !== undefined && JSON.stringify(bundleOf(prev)) === JSON.stringify(bundleOf(next as StoreRecords));
+  const pushed = (r: StoreRecords) => JSON.stringify([bundleOf(r), deniedOf(r)]);
+  const same = prev !== undefined && pushed(prev) === pushed(next as StoreRecords);
   const bundleVersion = prev === undefined ? (next.bundleVersion ?? 1) : same ? prev.bundleVersion : prev.bundleVersion + 1;
   return { ...next, bundleVersion } as StoreRecords;
 }

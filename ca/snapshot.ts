@@ -6,7 +6,7 @@ import { TollgateError } from '../common/errors.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { loadAuthority, type Authority } from './authority.ts';
 import type { Bundle } from './service.ts';
-import { active, bundleOf, type AuthorityRecord, type StoreRecords } from './slots.ts';
+import { active, bundleOf, deniedOf, type AuthorityRecord, type StoreRecords } from './slots.ts';
 import type { AuthorityStore } from './store.ts';
 
 export interface CaSnapshot {
@@ -58,6 +58,8 @@ export async function loadSnapshot(store: AuthorityStore, o: { withRootKey: bool
       roots: b.rootIds.map((id) => certs.get(id)!),
       endorsements: b.endorsements.map((der) => Buffer.from(der, 'base64')),
       refreshHintSeconds: o.refreshHintSeconds,
+      deniedIds: deniedOf(records).ids,
+      deniedSerials: deniedOf(records).serials,
     },
     intermediates: records.authorities.filter((a) => a.kind === 'intermediate').map((a) => certs.get(a.id)!),
     idBySerial: new Map(records.authorities.map((a) => [a.serial, a.id])),

@@ -12,6 +12,7 @@ import { createLogger } from '../common/log.ts';
 import { addStoreOptions, openStore, SA_DIR, storeArgs, type StoreFlags } from './ca-store.ts';
 import { startCaWebhook, type WebhookFlags } from './ca-webhook.ts';
 import { registerCaRotate } from './ca-rotate.ts';
+import { registerCaDeny } from './ca-deny.ts';
 import { EXIT_FAILURE } from './exit.ts';
 import { parseListen, parsePositiveInt, printJson } from './options.ts';
 
@@ -95,6 +96,8 @@ Examples:
     .option('--spiffe-id <id>', "the CA's own SPIFFE ID, under /tollgate/ (default spiffe://<td>/tollgate/ca)")
     .option('--default-ttl <dur>', 'SVID lifetime when a client asks for none', '1h')
     .option('--max-ttl <dur>', 'longest SVID lifetime the CA grants', '24h')
+    .option('--join-token-horizon <dur>', 'SVIDs first issued for a join token renew until this long after that issue, then need a new join token', '24h')
+    .option('--k8s-reattest <dur>', 'SVIDs first issued for a Kubernetes token renew until this long after it; the sidecar then re-presents its projected token', '12h')
     .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
     .option('--rate-per-address <n>', 'unauthenticated requests/s allowed per client address, IPv6 per /64 (0 = unlimited)', '200')
     .option('--max-connections <n>', 'TCP connections open at once on the gRPC port, all clients together', String(DEFAULT_CONNECTION_LIMITS.maxConnections))
@@ -123,7 +126,9 @@ Examples:
     .option('--stale-after <dur>', 'a sidecar not seen this long is stale in convergence counts (default: 3/4 of --max-ttl, past the latest renewal at 60 % of a leaf\'s life)')
     .addHelpText('after', `
 First issue needs a join token or a Kubernetes projected service-account token (audience tollgate-ca);
-renewal needs the client's current SVID over mTLS. Stops gracefully on SIGTERM/SIGINT.
+renewal needs the client's current SVID over mTLS. A renewal never outlives the presented SVID's own
+lifetime nor its "attested until" horizon (--join-token-horizon, --k8s-reattest), carried in the SVID;
+past it the CA refuses with TG_REATTEST_REQUIRED and the workload must attest again. Stops gracefully on SIGTERM/SIGINT.
 
 With --webhook-listen the CA also serves the mutating webhook that injects sidecars: its serving
 certificate is issued from the CA's intermediate (24 h, renewed at half life by every replica), and
@@ -174,6 +179,8 @@ Examples:
         issuance: {
           defaultTtlSeconds: parseDuration(o.defaultTtl!, '--default-ttl') / 1000,
           maxTtlSeconds: parseDuration(o.maxTtl!, '--max-ttl') / 1000,
+          joinTokenHorizonSeconds: parseDuration(o.joinTokenHorizon!, '--join-token-horizon') / 1000,
+          k8sReattestSeconds: parseDuration(o.k8sReattest!, '--k8s-reattest') / 1000,
         },
         connectionLimits: {
           maxConnections: parsePositiveInt(o.maxConnections!, '--max-connections'),
@@ -216,6 +223,7 @@ Examples:
     });
 
   registerCaRotate(ca);
+  registerCaDeny(ca);
 
   addStoreOptions(ca.command('status'), { kubeFlags: true, dirHelp: 'CA store directory (read directly)' })
     .description('every authority (slot, serial, not-after, time left), the rotation in progress, and sidecar convergence')

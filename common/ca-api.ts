@@ -34,6 +34,8 @@ export interface BundleMsg {
   refresh_hint_seconds: number;
   trust_domain: string;
   endorsements: Buffer[];
+  denied_ids?: string[];
+  denied_serials?: string[];
 }
 
 const definition = protoLoader.loadSync(PROTO_PATH, {

@@ -39,6 +39,9 @@ export interface BundleResponse {
   readonly trustDomain: string;
   /** DER cross-signatures: a root of `roots` signed by another root (trust continuity). */
   readonly endorsements: Buffer[];
+  /** The deny-list: SPIFFE IDs and leaf serials (lower-case hex) to refuse. */
+  readonly deniedIds?: readonly string[];
+  readonly deniedSerials?: readonly string[];
 }
 
 function fromServiceError(e: grpc.ServiceError, address: string): TollgateError {
@@ -128,5 +131,5 @@ export class CaClient {
 }
 
 function toBundle(m: BundleMsg): BundleResponse {
-  return { version: m.version, roots: m.roots, refreshHintSeconds: m.refresh_hint_seconds, trustDomain: m.trust_domain, endorsements: m.endorsements ?? [] };
+  return { version: m.version, roots: m.roots, refreshHintSeconds: m.refresh_hint_seconds, trustDomain: m.trust_domain, endorsements: m.endorsements ?? [], deniedIds: m.denied_ids ?? [], deniedSerials: m.denied_serials ?? [] };
 }

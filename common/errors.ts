@@ -35,6 +35,8 @@ export const ErrorCodes = {
   TG_ROOT_KEY_MISSING: 'the step needs the root private key, which is not in the store',
   TG_TIMEOUT: 'a wait did not finish in time',
   TG_INTERRUPTED: 'interrupted by the operator; what was done is kept',
+  TG_REATTEST_REQUIRED: 'the attestation behind this SVID has reached its horizon: renewal cannot extend it; attest again with a token',
+  TG_DENIED: 'the identity or certificate is on the deny-list (tollgate ca deny)',
   TG_AUTHORITY_EXPIRED: 'the signing authority has expired or cannot sign for the requested lifetime',
   TG_CONFIG_INVALID: 'configuration is invalid',
   TG_PROXY_HEADER_INVALID: 'PROXY protocol header is malformed',

@@ -37,14 +37,16 @@ export function tlv(tag: number, ...content: Buffer[]): Buffer {
 }
 
 export function encodeOid(oid: string): Buffer {
-  const parts = oid.split('.').map(Number);
-  const bytes: number[] = [parts[0]! * 40 + parts[1]!];
-  for (const p of parts.slice(2)) {
-    const stack = [p & 0x7f];
-    let v = Math.floor(p / 128);
-    while (v > 0) {
-      stack.unshift((v & 0x7f) | 0x80);
-      v = Math.floor(v / 128);
+  const parts = oid.split('.');
+  const bytes: number[] = [Number(parts[0]) * 40 + Number(parts[1])];
+  // Arcs past 2^53 (a 2.25 UUID arc) are encoded through BigInt.
+  for (const arc of parts.slice(2)) {
+    let v = BigInt(arc);
+    const stack = [Number(v & 0x7fn)];
+    v >>= 7n;
+    while (v > 0n) {
+      stack.unshift(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
     }
     bytes.push(...stack);
   }
@@ -52,15 +54,19 @@ export function encodeOid(oid: string): Buffer {
 }
 
 export function decodeOid(content: Buffer): string {
-  const out: number[] = [];
+  const out: Array<number | bigint> = [];
   let v = 0;
+  // A number while exact, then BigInt (a 2.25 UUID arc has 128 bits).
+  let big: bigint | null = null;
   for (let i = 0; i < content.length; i++) {
     const b = content[i]!;
-    v = v * 128 + (b & 0x7f);
+    if (big !== null) big = big * 128n + BigInt(b & 0x7f);
+    else if ((v = v * 128 + (b & 0x7f)) > 2 ** 45) big = BigInt(v);
     if ((b & 0x80) === 0) {
       if (out.length === 0) out.push(v < 80 ? Math.floor(v / 40) : 2, v < 80 ? v % 40 : v - 80);
-      else out.push(v);
+      else out.push(big ?? v);
       v = 0;
+      big = null;
     }
   }
   return out.join('.');

@@ -4,10 +4,10 @@
 // ones (serial, validity, SPKI, SAN, SKI) are written in place, and lengths are computed, not built.
 // Building a credential is kept apart from validating one (pki/svid-validate.ts), as SPIRE does.
 import { hash, randomFillSync, sign, type KeyObject } from 'node:crypto';
-import { Tag, encodeOid, headerLength, timeLength, tlv, writeHeader, writeTime } from './der.ts';
+import { Tag, decodeTime, encodeOid, expectTag, headerLength, readElement, timeLength, tlv, writeHeader, writeTime } from './der.ts';
 import { TollgateError } from '../common/errors.ts';
 import { parseWorkloadId } from './spiffe-id.ts';
-import { Oid, P256_SPKI_PREFIX, isP256Spki, keyIdentifier, parseCertificate, subjectKeyId } from './x509.ts';
+import { Oid, P256_SPKI_PREFIX, isP256Spki, keyIdentifier, parseCertificate, subjectKeyId, type ParsedCertificate } from './x509.ts';
 
 const VERSION_3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 const ECDSA_SHA256 = tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256));
@@ -31,6 +31,31 @@ const SKI_EXT_LENGTH = SKI_PREFIX.length + 20;
 // (RFC 5280 4.2.1.6, SPIFFE X509-SVID 4.1).
 const SAN_HEAD = Buffer.concat([encodeOid(Oid.subjectAltName), CRITICAL]);
 const SERIAL_HEAD = Buffer.from([Tag.INTEGER, 0x11, 0x00]);
+// "Attested until": SEQUENCE { OID, OCTET STRING { GeneralizedTime YYYYMMDDHHMMSSZ } }, non-critical,
+// so any verifier that does not know it ignores it. Fixed length: only the 15 time digits vary.
+const ATTESTED_TIME_LENGTH = 15;
+const ATTESTED_OID = encodeOid(Oid.tollgateAttestedUntil);
+const ATTESTED_PREFIX = Buffer.concat([
+  Buffer.from([Tag.SEQUENCE, ATTESTED_OID.length + 2 + 2 + ATTESTED_TIME_LENGTH]),
+  ATTESTED_OID,
+  Buffer.from([Tag.OCTET_STRING, 2 + ATTESTED_TIME_LENGTH, Tag.GENERALIZED_TIME, ATTESTED_TIME_LENGTH]),
+]);
+const ATTESTED_EXT_LENGTH = ATTESTED_PREFIX.length + ATTESTED_TIME_LENGTH;
+
+/** YYYYMMDDHHMMSSZ of `ms` (whole seconds, rounded down). */
+function generalizedTime(ms: number): string {
+  const iso = new Date(Math.floor(ms / 1000) * 1000).toISOString(); // 2026-12-04T23:05:26.000Z
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+}
+
+/** The "attested until" time a leaf carries (epoch ms), or undefined when it has none. */
+export function attestedUntilOf(cert: ParsedCertificate): number | undefined {
+  const ext = cert.extensions.get(Oid.tollgateAttestedUntil);
+  if (!ext) return undefined;
+  const outer = readElement(ext.value, 0, ext.value.length, 'TG_SVID_INVALID');
+  const t = expectTag(outer, Tag.GENERALIZED_TIME, 'attested-until time', 'TG_SVID_INVALID');
+  return decodeTime(ext.value, t, 'TG_SVID_INVALID');
+}
 
 export interface LeafRequest {
   /** DER SubjectPublicKeyInfo of the workload key (already verified from its CSR). */
@@ -40,6 +65,8 @@ export interface LeafRequest {
   readonly notAfter: number;
   /** 16 bytes; random when omitted. */
   readonly serial?: Buffer;
+  /** Epoch ms until which the workload's attestation holds; written as a private extension when set. */
+  readonly attestedUntil?: number | undefined;
 }
 
 export interface IssuedLeaf {
@@ -96,6 +123,7 @@ export class LeafTemplate {
   readonly #validIds = new BoundedMemo<true>(MEMO_ENTRIES);
   readonly #keyIds = new BoundedMemo<Buffer>(MEMO_ENTRIES);
   #validity = { notBefore: NaN, notAfter: NaN, der: Buffer.alloc(0) };
+  #attested = { sec: NaN, der: Buffer.alloc(0) };
   readonly issuerNotAfter: number;
   readonly issuerNotBefore: number;
 
@@ -128,6 +156,13 @@ export class LeafTemplate {
     writeTime(der, writeTime(der, writeHeader(der, 0, Tag.SEQUENCE, body), notBefore), notAfter);
     this.#validity = { notBefore: nb, notAfter: na, der };
     return der;
+  }
+
+  /** The encoded "attested until" time; renewals of one workload repeat it, so the last one is kept. */
+  #attestedTime(ms: number): Buffer {
+    const sec = Math.floor(ms / 1000);
+    if (this.#attested.sec !== sec) this.#attested = { sec, der: Buffer.from(generalizedTime(ms), 'latin1') };
+    return this.#attested.der;
   }
 
   #nextSerial(): Buffer {
@@ -165,7 +200,8 @@ export class LeafTemplate {
     const sanSeqLen = headerLength(gnLen) + gnLen;
     const sanOctLen = headerLength(sanSeqLen) + sanSeqLen;
     const sanBody = SAN_HEAD.length + sanOctLen;
-    const extsBody = this.#fixedExtLength + headerLength(sanBody) + sanBody;
+    const attested = req.attestedUntil === undefined ? undefined : this.#attestedTime(req.attestedUntil);
+    const extsBody = this.#fixedExtLength + headerLength(sanBody) + sanBody + (attested ? ATTESTED_EXT_LENGTH : 0);
     const extsLen = headerLength(extsBody) + extsBody;
     const validity = this.#validityDer(req.notBefore, req.notAfter);
     const keyId = this.#keyIds.get(spki.toString('latin1'), () => subjectKeyIdentifier(spki));
@@ -193,6 +229,10 @@ export class LeafTemplate {
     o += SKI_PREFIX.copy(b, o);
     o += keyId.copy(b, o);
     o += this.#akiExt.copy(b, o);
+    if (attested) {
+      o += ATTESTED_PREFIX.copy(b, o);
+      o += attested.copy(b, o);
+    }
     if (o !== tbsLen) throw new TollgateError('TG_INTERNAL', `leaf template wrote ${o} bytes, expected ${tbsLen}`);
     return { tbs: b.subarray(0, tbsLen), serialHex: serial.toString('hex') };
   }

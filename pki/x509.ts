@@ -17,6 +17,8 @@ export const Oid = {
   ecPublicKey: '1.2.840.10045.2.1',
   prime256v1: '1.2.840.10045.3.1.7',
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  /** Tollgate's private, non-critical leaf extension: GeneralizedTime until which the attestation holds (a UUID OID, X.667). */
+  tollgateAttestedUntil: '2.25.28947762646321998858398094510211822248',
 } as const;
 
 /** keyUsage bit numbers (RFC 5280 4.2.1.3). */

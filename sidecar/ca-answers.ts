@@ -82,5 +82,5 @@ export function checkBundle(b: BundleResponse, trustDomain: string): TrustBundle
       throw new TollgateError('TG_CERT_INVALID', `bundle version ${b.version} root #${i + 1} is unusable: ${(e as Error).message}; kept the current bundle`, { cause: e });
     }
   }
-  return trustBundleOf(b.version, b.trustDomain, b.roots.map((r) => Buffer.from(r)));
+  return trustBundleOf(b.version, b.trustDomain, b.roots.map((r) => Buffer.from(r)), { ids: b.deniedIds, serials: b.deniedSerials });
 }

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isTollgateError, type ErrorCode } from '../common/errors.ts';
 import type { CertSpec } from '../pki/test-chain.ts';
-import { Oid } from '../pki/x509.ts';
+import { Oid, parseCertificate } from '../pki/x509.ts';
+import { trustBundleOf } from './svid-source.ts';
 import { testPki } from '../test/helpers/sidecar-fixture.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
 
@@ -22,6 +23,17 @@ describe('checkPeerLeaf', () => {
     for (const usage of ['client', 'server'] as const) {
       assert.equal(checkPeerLeaf(leaf({ eku: null }), { now: NOW, bundle: pki.bundle, usage }).id, ID);
     }
+  });
+
+  test('refuses a peer on the deny-list, by SPIFFE ID or by serial, with reason denied', () => {
+    const der = leaf();
+    const serial = parseCertificate(der).serialHex.toLowerCase();
+    for (const denied of [{ ids: [ID] }, { serials: [serial] }]) {
+      const bundle = trustBundleOf(pki.bundle.version + 1, 'example.org', pki.bundle.roots, denied);
+      assert.throws(() => checkPeerLeaf(der, { now: NOW, bundle, usage: 'client' }), (e: unknown) => isTollgateError(e, 'TG_DENIED') && e.details.reason === 'denied');
+    }
+    const others = trustBundleOf(pki.bundle.version + 1, 'example.org', pki.bundle.roots, { ids: ['spiffe://example.org/ns/shop/sa/api'], serials: ['80'] });
+    assert.equal(checkPeerLeaf(der, { now: NOW, bundle: others, usage: 'server' }).id, ID);
   });
 
   const other = testPki({ trustDomain: 'other.org', now: NOW });

@@ -19,7 +19,8 @@ export interface PeerLeafCheck {
 
 /**
  * The SPIFFE ID of a verified peer's leaf (DER). Throws TollgateError: TG_SVID_INVALID (profile or
- * ID), TG_SVID_EXPIRED (outside its validity), TG_SVID_UNTRUSTED (another trust domain).
+ * ID), TG_SVID_EXPIRED (outside its validity), TG_SVID_UNTRUSTED (another trust domain), TG_DENIED
+ * (its SPIFFE ID or serial is on the bundle's deny-list; reason `denied`).
  */
 export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId {
   let cert: ParsedCertificate;
@@ -41,6 +42,10 @@ export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId
       `peer ${id.id} belongs to trust domain ${id.trustDomain}, but this sidecar's bundle is for ${options.bundle.trustDomain}`,
       { details: { peer_id: id.id } },
     );
+  }
+  const denied = options.bundle.denied;
+  if (denied.ids.has(id.id) || denied.serials.has(cert.serialHex.toLowerCase())) {
+    throw new TollgateError('TG_DENIED', `peer ${id.id} (serial ${cert.serialHex.toLowerCase()}) is on the CA's deny-list`, { details: { reason: 'denied', peer_id: id.id } });
   }
   return id;
 }

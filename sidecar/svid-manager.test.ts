@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { createIntermediate, createRoot, type Authority } from '../ca/authority.ts';
-import { SvidIssuer } from '../ca/issuer.ts';
+import { SvidIssuer, type IssuancePolicy } from '../ca/issuer.ts';
 import type { Bundle } from '../ca/service.ts';
 import type { IssuedSvidResponse } from '../common/ca-client.ts';
 import { ManualClock } from '../common/clock.ts';
@@ -58,6 +58,17 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   assert.fail(`timed out waiting for ${what}`);
 }
 const retried = (m: SvidManager) => () => m.nextRenewalAt() !== null;
+
+/** The in-process CA on a fresh ManualClock and a started sidecar that attests with a Kubernetes token file. */
+async function startK8s(name: string, policy?: Partial<IssuancePolicy>, over: Partial<SvidManagerOptions> = {}) {
+  const clock = new ManualClock(T0);
+  const ca = await inProcessCa(clock, tmp, policy);
+  const tokenFile = join(tmp, name);
+  writeFileSync(tokenFile, await ca.k8sToken(T0 + 48 * 3600_000));
+  const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile }, ...over });
+  await s.m.start();
+  return { clock, ca, s };
+}
 
 describe('SvidManager with the real CA in-process', () => {
   test('first issue with a join token, then renewal over mTLS at the seeded jittered time', async () => {
@@ -184,6 +195,56 @@ describe('SvidManager with the real CA in-process', () => {
     s.m.close();
   });
 
+  test('attestation horizon: a k8s sidecar re-presents its token file at the horizon and carries on; a join-token one stops and says so', async () => {
+    const { clock, ca, s } = await startK8s('sa-token-horizon', { k8sReattestSeconds: 3600, joinTokenHorizonSeconds: 3600 }, { ttlSeconds: 1800 });
+    // Renew at each due time until the token is presented again (bounded); the SVID never lapses.
+    for (let i = 0; i < 10 && ca.issues().filter((c) => c.token === 'k8s').length < 2; i++) {
+      const held = s.m.svid()!;
+      clock.set(s.m.nextRenewalAt()!);
+      assert.ok(clock.now() < held.notAfter, 'renewed while the held SVID is valid');
+      await until(() => s.m.svid() !== held, `renewal ${i}`);
+      assert.ok(s.m.svid()!.notAfter <= T0 + 3600_000 || ca.issues().at(-1)!.token === 'k8s', 'renewals over mTLS stop at the horizon');
+    }
+    const ways = ca.issues().map((c) => (c.token ?? (c.mtls ? 'svid' : '?')));
+    assert.deepEqual([ways[0], ways.at(-1)], ['k8s', 'k8s']);
+    assert.ok(ways.slice(1, -1).length >= 2 && ways.slice(1, -1).every((w) => w === 'svid'), ways.join(','));
+    assert.ok(ca.issues().every((c) => c.error === undefined), 'no refusal: re-attestation happens before the CA would refuse');
+    assert.equal(s.m.svid()!.notAfter, wholeSeconds(clock.now() + 1800_000), 'a fresh horizon: full lifetime again');
+    assert.ok(s.m.readiness().ready);
+    s.m.close();
+
+    const j = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() }, ttlSeconds: 1800 });
+    const start = clock.now();
+    await j.m.start();
+    for (let i = 0; i < 10 && j.m.nextRenewalAt() !== null; i++) {
+      const held = j.m.svid()!;
+      clock.set(j.m.nextRenewalAt()!);
+      await until(() => j.m.svid() !== held || j.lines.some((l) => l.level === 'error'), `join renewal ${i}`);
+    }
+    assert.equal(j.m.nextRenewalAt(), null, 'nothing left to try');
+    assert.equal(j.m.svid()!.notAfter, wholeSeconds(start + 3600_000), 'the last SVID ends at the horizon');
+    assert.ok(j.m.readiness().ready, 'still serving until then');
+    clock.set(j.m.svid()!.notAfter);
+    assert.match(j.m.readiness().detail, /SVID expired at .*TG_REATTEST_REQUIRED: .*attestation horizon.*new join token/);
+    j.m.close();
+  });
+
+  test('deny-list: a k8s sidecar whose serial is denied re-attests with its token file', async () => {
+    const { clock, ca, s } = await startK8s('sa-token-denied');
+    const held = s.m.svid()!;
+    const b = ca.service.bundle;
+    ca.service.setBundle({ ...b, version: b.version + 1, deniedSerials: [held.serial] });
+    await until(() => s.m.bundle()!.version === b.version + 1, 'the pushed bundle');
+    assert.ok(s.m.bundle()!.denied.serials.has(held.serial), 'the sidecar holds the deny-list');
+    for (let i = 0; i < 5 && s.m.svid() === held; i++) {
+      clock.set(s.m.nextRenewalAt()!);
+      await until(() => s.m.svid() !== held || s.m.nextRenewalAt()! > clock.now(), `attempt ${i}`);
+    }
+    assert.notEqual(s.m.svid(), held);
+    assert.deepEqual(ca.issues().slice(1).map((c) => [c.mtls, c.token, c.error]), [[true, undefined, 'TG_DENIED'], [false, 'k8s', undefined]]);
+    s.m.close();
+  });
+
   test('a bad CA response never replaces the good SVID', async () => {
     const clock = new ManualClock(T0);
     const ca = await inProcessCa(clock, tmp);
@@ -278,12 +339,7 @@ describe('SvidManager with the real CA in-process', () => {
   });
 
   test('root rotation: a bundle without our root renews early and converges on the new root', async () => {
-    const clock = new ManualClock(T0);
-    const ca = await inProcessCa(clock, tmp);
-    const tokenFile = join(tmp, 'sa-token-rotation');
-    writeFileSync(tokenFile, await ca.k8sToken(T0 + 24 * 3600_000));
-    const s = setup(ca, clock, { attestation: { kind: 'k8s', tokenFile } });
-    await s.m.start();
+    const { clock, ca, s } = await startK8s('sa-token-rotation');
     s.expected();
     const old = s.m.svid()!;
     const dueNormally = s.m.nextRenewalAt()!;

@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from '../common/log.ts';
 import { checkContinuity } from '../pki/bundle-continuity.ts';
 import { parseSpiffeId } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';
+import { attestedUntilOf } from '../pki/svid-template.ts';
 import { checkBundle, checkIssued, makeKeyMaterial, type KeyMaterial } from './ca-answers.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { DEFAULT_BACKOFF, backoffDelay, earlyRenewalDelay, heldLifetime, renewAt, retryBeforeExpiry } from './renewal.ts';
@@ -51,7 +52,7 @@ interface Issued {
   readonly attestation: 'svid' | Attestation['kind'];
 }
 
-const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING']);
+const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING', 'TG_REATTEST_REQUIRED', 'TG_DENIED']);
 
 
 export class SvidManager extends SvidHolder implements SvidSource {
@@ -200,6 +201,10 @@ export class SvidManager extends SvidHolder implements SvidSource {
   #useSvid(): boolean {
     const svid = this.svid();
     if (svid === null || this.#clock.now() >= svid.notAfter) return false;
+    // A leaf cut short by its attestation horizon cannot be renewed past it: re-present the token now,
+    // at the usual renewal point, rather than when the CA refuses with TG_REATTEST_REQUIRED. A join
+    // token cannot be re-presented: the sidecar stops renewing and says so.
+    if (atHorizon(svid)) return false;
     return !this.#svidRefused || this.#o.attestation.kind === 'join';
   }
 
@@ -294,12 +299,14 @@ export class SvidManager extends SvidHolder implements SvidSource {
   #stopWithoutToken(): void {
     const svid = this.svid();
     const expiredAt = svid ? iso(svid.notAfter) : 'unknown';
-    this.#lastError = new TollgateError(
-      'TG_TOKEN_REUSED',
-      `the SVID expired at ${expiredAt} while the CA was unreachable and the join token was already used: give the sidecar a new join token (tollgate ca token create) or restart it with one`,
-    );
+    this.#lastError = svid && atHorizon(svid)
+      ? new TollgateError('TG_REATTEST_REQUIRED', `the SVID expires at ${expiredAt}, the end of its join token's attestation horizon (the CA's --join-token-horizon): give the sidecar a new join token (tollgate ca token create) or restart it with one`)
+      : new TollgateError(
+        'TG_TOKEN_REUSED',
+        `the SVID expired at ${expiredAt} while the CA was unreachable and the join token was already used: give the sidecar a new join token (tollgate ca token create) or restart it with one`,
+      );
     this.#o.metrics?.renewals.inc({ result: 'error' });
-    this.#log.error('SVID expired and cannot be renewed without a new join token', { code: this.#lastError.code, error: this.#lastError.message });
+    this.#log.error('the SVID cannot be renewed without a new join token', { code: this.#lastError.code, error: this.#lastError.message });
   }
 
   #schedule(at: number): void {
@@ -411,6 +418,14 @@ export class SvidManager extends SvidHolder implements SvidSource {
     });
   }
 
+}
+
+/** True when the leaf ends at its "attested until" horizon, so only a new attestation extends it. */
+function atHorizon(svid: Svid): boolean {
+  const leaf = svid.certChain[0];
+  if (!leaf) return false;
+  const until = attestedUntilOf(parseCertificate(leaf));
+  return until !== undefined && until <= svid.notAfter + 1000;
 }
 
 function iso(ms: number): string {

@@ -26,6 +26,13 @@ export interface TrustBundle {
   /** DER roots. */
   readonly roots: readonly Buffer[];
   readonly rootsPem: string;
+  /** The CA's deny-list: peers with one of these SPIFFE IDs or leaf serials (lower-case hex) are refused. */
+  readonly denied: DenyList;
+}
+
+export interface DenyList {
+  readonly ids: ReadonlySet<string>;
+  readonly serials: ReadonlySet<string>;
 }
 
 export interface SvidSource {
@@ -44,9 +51,10 @@ export function svidOf(parts: Omit<Svid, 'certChainPem'>): Svid {
 }
 
 /** A frozen TrustBundle from DER roots (the PEM copy is derived here, once). */
-export function trustBundleOf(version: number, trustDomain: string, roots: readonly Buffer[]): TrustBundle {
+export function trustBundleOf(version: number, trustDomain: string, roots: readonly Buffer[], denied?: { ids?: readonly string[] | undefined; serials?: readonly string[] | undefined }): TrustBundle {
   const frozen = Object.freeze([...roots]);
-  return Object.freeze({ version, trustDomain, roots: frozen, rootsPem: certsToPem(frozen) });
+  const deny = Object.freeze({ ids: new Set(denied?.ids ?? []), serials: new Set(denied?.serials ?? []) });
+  return Object.freeze({ version, trustDomain, roots: frozen, rootsPem: certsToPem(frozen), denied: deny });
 }
 
 /**

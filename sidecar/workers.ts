@@ -39,6 +39,8 @@ interface WireBundle {
   readonly version: number;
   readonly trustDomain: string;
   readonly roots: string[];
+  readonly deniedIds: string[];
+  readonly deniedSerials: string[];
 }
 export interface StateMessage {
   readonly tg: 'state';
@@ -70,7 +72,13 @@ export function encodeState(svid: Svid | null, bundle: TrustBundle | null): Stat
       notAfter: svid.notAfter,
       serial: svid.serial,
     },
-    bundle: bundle && { version: bundle.version, trustDomain: bundle.trustDomain, roots: bundle.roots.map((d) => d.toString('base64')) },
+    bundle: bundle && {
+      version: bundle.version,
+      trustDomain: bundle.trustDomain,
+      roots: bundle.roots.map((d) => d.toString('base64')),
+      deniedIds: [...bundle.denied.ids],
+      deniedSerials: [...bundle.denied.serials],
+    },
   };
 }
 
@@ -85,7 +93,7 @@ export class IpcSvidSource extends SvidHolder {
       notAfter: m.svid.notAfter,
       serial: m.svid.serial,
     });
-    const bundle = m.bundle && trustBundleOf(m.bundle.version, m.bundle.trustDomain, m.bundle.roots.map((b) => Buffer.from(b, 'base64')));
+    const bundle = m.bundle && trustBundleOf(m.bundle.version, m.bundle.trustDomain, m.bundle.roots.map((b) => Buffer.from(b, 'base64')), { ids: m.bundle.deniedIds, serials: m.bundle.deniedSerials });
     // A message without one of them keeps what this worker already holds.
     this.replace({ svid: svid || undefined, bundle: bundle || undefined });
     this.notify();

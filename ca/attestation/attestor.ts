@@ -18,6 +18,10 @@ export interface Attestation {
   readonly spiffeId: SpiffeId;
   /** Facts worth auditing (never the token itself): e.g. pod name, token id hash, prior serial. */
   readonly details?: Readonly<Record<string, string>>;
+  /** Renewal only: the presented leaf's "attested until" (epoch ms), copied unchanged into the new leaf. */
+  readonly attestedUntil?: number;
+  /** Renewal only: the presented leaf's notBefore and notAfter (epoch ms); the new one lives no longer. */
+  readonly presentedValidity?: { readonly notBefore: number; readonly notAfter: number };
   /**
    * Single-use evidence (a join token): use it up. The CA calls this last, once everything else
    * that can refuse the request has passed; it throws (TG_TOKEN_REUSED) when another request won.

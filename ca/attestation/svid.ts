@@ -9,6 +9,7 @@ import type { Clock } from '../../common/clock.ts';
 import { TollgateError } from '../../common/errors.ts';
 import { refuseReservedId } from '../../pki/spiffe-id.ts';
 import { verifySvidChain } from '../../pki/svid-validate.ts';
+import { attestedUntilOf } from '../../pki/svid-template.ts';
 import { ExpiringCache, type CacheStats } from '../expiring-cache.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
 
@@ -88,6 +89,8 @@ export class SvidAttestor implements Attestor {
       kind: 'svid',
       spiffeId: verified.spiffeId,
       details: Object.freeze({ prior_serial: verified.leaf.serialHex }),
+      attestedUntil: attestedUntilOf(verified.leaf),
+      presentedValidity: Object.freeze({ notBefore: verified.leaf.notBefore, notAfter: verified.leaf.notAfter }),
     });
     const presented: Presented = Object.freeze({
       attestation,

@@ -1,0 +1,71 @@
+// The deny-list in the store records: pure changes, compare-and-swap under concurrent writers, and
+// CaService refusing issue and renewal for a denied SPIFFE ID or serial (TG_DENIED, audited, counted).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ManualClock } from '../common/clock.ts';
+import { isTollgateError } from '../common/errors.ts';
+import { deniedOf } from './slots.ts';
+import { denyAdd, denyRemove, denyTarget, withDenied, withoutDenied } from './deny-list.ts';
+import { loadSnapshot } from './snapshot.ts';
+import { DirectoryStore } from './store.ts';
+import { caServiceSetup } from '../test/helpers/ca-service.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tg-deny-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const clock = new ManualClock(Date.UTC(2026, 0, 1));
+const WEB = 'spiffe://example.org/ns/shop/sa/web';
+
+test('denyTarget: exactly one of --spiffe-id or --serial; serials as certificates read them', () => {
+  assert.deepEqual(denyTarget({ serial: '00:8F:3c:01' }), { kind: 'serial', value: '8f3c01' });
+  assert.deepEqual(denyTarget({ serial: 'f3c01' }), { kind: 'serial', value: '0f3c01' });
+  assert.deepEqual(denyTarget({ spiffeId: WEB }), { kind: 'spiffe_id', value: WEB });
+  for (const bad of [{}, { spiffeId: WEB, serial: '80' }, { serial: 'xyz' }]) assert.throws(() => denyTarget(bad), (e: unknown) => isTollgateError(e, 'TG_USAGE'));
+  assert.throws(() => denyTarget({ spiffeId: 'https://x' }), (e: unknown) => isTollgateError(e, 'TG_SPIFFE_ID_INVALID'));
+});
+
+test('a deny-list change bumps the bundle version; repeating it changes nothing; both stores carry it as records', async () => {
+  const store = new DirectoryStore({ dir: join(tmp, 'a') });
+  await store.init({ trustDomain: 'example.org', clock });
+  const { records } = await store.read();
+  const added = withDenied(records, { kind: 'serial', value: '8f' }, { reason: 'leaked', now: clock.now() });
+  assert.equal(added.bundleVersion, records.bundleVersion + 1);
+  assert.equal(withDenied(added, { kind: 'serial', value: '8f' }, { now: clock.now() }), added);
+  assert.deepEqual(added.denied, [{ kind: 'serial', value: '8f', reason: 'leaked', addedAt: '2026-01-01T00:00:00.000Z' }]);
+  const removed = withoutDenied(added, { kind: 'serial', value: '8f' });
+  assert.equal(removed.bundleVersion, records.bundleVersion + 2);
+  assert.equal(withoutDenied(removed, { kind: 'serial', value: '8f' }), removed);
+
+  // Concurrent writers on one directory: compare-and-swap keeps every entry.
+  await Promise.all([
+    denyAdd({ store: new DirectoryStore({ dir: join(tmp, 'a') }), target: { kind: 'spiffe_id', value: WEB }, clock }),
+    denyAdd({ store: new DirectoryStore({ dir: join(tmp, 'a') }), target: { kind: 'serial', value: '9a' }, clock }),
+    denyAdd({ store, target: { kind: 'serial', value: '8f' }, clock }),
+  ]);
+  const after3 = (await store.read()).records;
+  assert.deepEqual(deniedOf(after3), { ids: [WEB], serials: ['8f', '9a'] });
+  assert.equal(after3.bundleVersion, records.bundleVersion + 3);
+  // What a running CA serves: the bundle carries the lists.
+  const snap = await loadSnapshot(store, { withRootKey: false, refreshHintSeconds: 300 });
+  assert.deepEqual([snap.bundle.deniedIds, snap.bundle.deniedSerials, snap.bundle.version], [[WEB], ['8f', '9a'], after3.bundleVersion]);
+  assert.equal((await denyRemove({ store, target: { kind: 'serial', value: '9a' } })).changed, true);
+  assert.equal((await denyRemove({ store, target: { kind: 'serial', value: '9a' } })).changed, false);
+});
+
+test('CaService refuses issue for a denied SPIFFE ID and renewal with a denied serial: TG_DENIED, audited, counted', async () => {
+  const s = await caServiceSetup();
+  const first = await s.first();
+  const bundle = s.service.bundle;
+  s.service.setBundle({ ...bundle, version: bundle.version + 1, deniedSerials: [first.serial.toLowerCase()] });
+  await assert.rejects(s.renew(first.certChain), (e: unknown) => isTollgateError(e, 'TG_DENIED'));
+  const other = await s.first(); // a fresh attestation of the same ID is not denied by serial
+  await s.renew(other.certChain);
+  s.service.setBundle({ ...bundle, version: bundle.version + 2, deniedIds: [s.id] });
+  await assert.rejects(s.first(), (e: unknown) => isTollgateError(e, 'TG_DENIED'));
+  await assert.rejects(s.renew(other.certChain), (e: unknown) => isTollgateError(e, 'TG_DENIED'));
+  assert.deepEqual(s.lines.filter((l) => l.code === 'TG_DENIED').map((l) => l.spiffe_id), [s.id, s.id, s.id]);
+  assert.match(await s.registry.metrics(), /tollgate_ca_refused_total\{code="TG_DENIED"\} 3/);
+  s.cleanup();
+});
