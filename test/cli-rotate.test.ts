@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectCa } from '../pki/ca-connect.ts';
-import { pemToCertDers } from '../pki/pem.ts';
-import { initCa, startCa } from './helpers/ca-fixture.ts';
+import { certsToPem, pemToCertDers } from '../pki/pem.ts';
+import { parseCertificate } from '../pki/x509.ts';
+import { createJoinToken, initCa, newKey, startCa } from './helpers/ca-fixture.ts';
 import { httpGet, run, spawnTollgate, tempDir, tollgate } from './helpers/procs.ts';
 
 const tmp = tempDir();
@@ -60,6 +61,12 @@ test('root: Ctrl-C keeps the phase, a second rotation is refused, --resume finis
   try {
     const admin = `127.0.0.1:${ca.adminPort}`;
     const r1 = readFileSync(join(dir, 'root.crt'), 'utf8');
+    // One workload with a live leaf under the old root: it keeps the command waiting in phase
+    // activated (old leaves) until the test renews it, so the kill below never races a retirement.
+    const { csr, keyPem } = newKey();
+    const issued = await ca.client().issue({ csr, token: createJoinToken(dir, 'spiffe://example.org/ns/shop/sa/web'), ttlSeconds: 3600, report: { bundle_version: 1, serial: '' } });
+    const identity = { certChainPem: certsToPem(issued.certChain), keyPem };
+    const serial = parseCertificate(issued.certChain[0]!).serialHex.toLowerCase();
     // Long settle: the command waits in phase prepared until interrupted.
     const first = spawnTollgate(['ca', 'rotate', 'root', '--dir', dir, '--ca-admin', admin, '--json', '--settle', '1h', '--poll', '200ms']);
     await first.waitFor((e) => e.event === 'progress' && e.waiting_for === 'convergence');
@@ -77,15 +84,25 @@ test('root: Ctrl-C keeps the phase, a second rotation is refused, --resume finis
     assert.equal(again.code, 1);
     assert.match(again.stderr, /TG_ROTATION_IN_PROGRESS: cannot start a root rotation: .* in phase prepared; continue it with `tollgate ca rotate root --resume`/);
 
-    // Resumed, then killed hard in phase activated (waiting for old leaves): a crash.
+    // The workload takes the new bundle (its authenticated report), so the sidecars have converged.
+    await ca.client(identity).getBundle({ bundle_version: 2, serial });
+    // Resumed, then killed hard in phase activated (waiting for the workload's old leaf): a crash.
     const second = spawnTollgate(['ca', 'rotate', 'root', '--dir', dir, '--ca-admin', admin, '--json', '--resume', '--settle', '0s', '--max-leaf-ttl', '1h', '--poll', '200ms']);
     await second.waitFor((e) => e.event === 'phase' && e.phase === 'activated');
-    await second.waitFor((e) => e.event === 'progress' && e.waiting_for === 'leaves');
+    await second.waitFor((e) => e.event === 'progress' && e.waiting_for === 'leaves' && e.old_leaves === 1);
     second.proc.kill('SIGKILL');
     await second.exited;
     assert.equal(records(dir).rotation!.phase, 'activated');
     assert.notEqual(readFileSync(join(dir, 'root.crt'), 'utf8'), r1, 'root.crt is the new active root');
 
+    // The workload renews under the new root: its old leaf no longer counts.
+    // The CA now serves under the new root: trust the bundle as it stands (both roots).
+    const renewing = connectCa({ address: `127.0.0.1:${ca.grpcPort}`, roots: pemToCertDers(readFileSync(join(dir, 'bundle.pem'), 'utf8')), serverId: ca.serverId, identity });
+    try {
+      await renewing.issue({ csr, ttlSeconds: 3600, report: { bundle_version: 3, serial } });
+    } finally {
+      renewing.close();
+    }
     // --resume: the CA reports no live leaf on the old root, so retirement does not wait the hour.
     const third = tollgate(['ca', 'rotate', 'root', '--dir', dir, '--ca-admin', admin, '--json', '--resume', '--settle', '0s', '--max-leaf-ttl', '1h', '--poll', '200ms']);
     assert.equal(third.code, 0, third.stderr);
