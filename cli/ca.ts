@@ -1,6 +1,6 @@
 // `tollgate ca ...`: init, serve, token create. The CA's modules (gRPC, x509, prom-client) are
 // imported inside each action, so that other commands and --help do not pay for loading them.
-import { openSync, readFileSync, writeSync } from 'node:fs';
+import { createWriteStream, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Attestor } from '../ca/attestation/attestor.ts';
@@ -95,6 +95,7 @@ Examples:
     .option('--default-ttl <dur>', 'SVID lifetime when a client asks for none', '1h')
     .option('--max-ttl <dur>', 'longest SVID lifetime the CA grants', '24h')
     .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
+    .option('--audit-aggregate <duration>', 'refusals of unauthenticated or rate-limited callers: one audit line per address per DURATION, with a count and the codes (0: one line each)', '10s')
     .option('--rate-per-address <n>', 'requests/s allowed per client address (0 = unlimited)', '200')
     .option('--rate-per-identity <n>', 'SVIDs/min allowed per SPIFFE ID (0 = unlimited)', '60')
     .option('--k8s-issuer <url>', 'service-account token issuer (offline JWKS verification)')
@@ -142,9 +143,10 @@ Examples:
       const perAddress = parsePositiveInt(o.ratePerAddress!, '--rate-per-address');
       const perIdentityMin = parsePositiveInt(o.ratePerIdentity!, '--rate-per-identity');
       const attestors = await k8sAttestors(o);
-      // Audit lines are written synchronously: a decision is on disk before its answer leaves.
-      const auditFd = o.auditLog ? openSync(o.auditLog, 'a', 0o600) : undefined;
-      const audit = auditFd === undefined ? process.stderr : { write: (line: string) => writeSync(auditFd, line) };
+      // Audit lines go through a stream (never a synchronous write per line); an issuance's answer
+      // leaves once its line is with the OS; SIGTERM flushes the aggregated refusal lines.
+      const auditFile = o.auditLog ? createWriteStream('', { fd: openSync(o.auditLog, 'a', 0o600) }) : undefined;
+      const audit = auditFile ?? process.stderr;
       const [{ startCaServer }, { initIfEmpty, expectTrustDomain }] = await Promise.all([import('../ca/server.ts'), import('../ca/new-ca.ts')]);
       const opened = await openStore(o, { clock: systemClock, logger });
       if (o.initIfEmpty) {
@@ -175,6 +177,7 @@ Examples:
         // Commander's --no-auto-rotate: true unless given; true means "when the root key is in the store".
         ...(o.autoRotate === false ? { autoRotate: false } : {}),
         pollMs: parseDuration(o.storePoll!, '--store-poll'),
+        auditAggregateMs: o.auditAggregate === '0' ? 0 : parseDuration(o.auditAggregate!, '--audit-aggregate'),
         ...(o.staleAfter ? { staleAfterMs: parseDuration(o.staleAfter, '--stale-after') } : {}),
       });
       let webhook: Awaited<ReturnType<typeof startCaWebhook>> = null;
@@ -191,7 +194,8 @@ Examples:
         logger.info('stopping', { signal: sig });
         Promise.all([webhook?.close(), ca.close()]).then(() => {
           opened.close();
-          process.exit(0);
+          if (!auditFile) process.exit(0);
+          else auditFile.end(() => process.exit(0));
         });
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
