@@ -272,7 +272,7 @@ Examples:
 // Loaded only when configured: keeps jose out of processes that do not verify Kubernetes tokens.
 async function k8sAttestors(o: Record<string, string | undefined>): Promise<((td: string) => Attestor[]) | undefined> {
   if (!o.k8sJwks && !o.k8sIssuer && !o.k8sApiServer) return undefined;
-  const { K8sTokenAttestor } = await import('../ca/attestation/k8s-token.ts');
+  const [{ K8sTokenAttestor }, { cachedTokenFile }] = await Promise.all([import('../ca/attestation/k8s-token.ts'), import('../ca/attestation/review-guard.ts')]);
   if (o.k8sJwks || o.k8sIssuer) {
     if (!o.k8sJwks || !o.k8sIssuer) throw new TollgateError('TG_USAGE', '--k8s-jwks and --k8s-issuer go together');
     let jwks: { keys: unknown[] };
@@ -289,7 +289,7 @@ async function k8sAttestors(o: Record<string, string | undefined>): Promise<((td
     const tokenFile = o.k8sTokenFile!;
     const apiServer = o.k8sApiServer;
     return (trustDomain) => [
-      new K8sTokenAttestor({ trustDomain, clock: systemClock, mode: { kind: 'token-review', apiServer, caCert, bearerToken: () => readFileSync(tokenFile, 'utf8').trim() } }),
+      new K8sTokenAttestor({ trustDomain, clock: systemClock, mode: { kind: 'token-review', apiServer, caCert, bearerToken: cachedTokenFile(tokenFile, systemClock) } }),
     ];
   }
   return undefined;
