@@ -69,7 +69,7 @@ test('parseSidecarConfig: a full file, every key set', () => {
     trustDomain: 'example.org',
     ca: { address: { host: 'tollgate-ca.tollgate-system.svc', port: 8443 }, spiffeId: 'spiffe://example.org/tollgate/ca-2', bundleFile: '/etc/tollgate/ca/bundle.pem' },
     attestation: { kind: 'k8s', tokenFile: '/var/run/secrets/tokens/tollgate-token' },
-    svid: { ttlMs: 30 * 60_000 },
+    svid: { ttlMs: 30 * 60_000, skewToleranceMs: 300_000 },
     inbound: [
       { listen: { host: '0.0.0.0', port: 15006 }, appPort: 8080, appHost: 'localhost', proxyProtocol: true },
       { listen: { host: '::', port: 15007 }, appPort: 9000, appHost: '127.0.0.1', proxyProtocol: false },
@@ -93,7 +93,7 @@ test('parseSidecarConfig: defaults', () => {
     trustDomain: 'example.org',
     ca: { address: { host: '127.0.0.1', port: 8443 }, spiffeId: 'spiffe://example.org/tollgate/ca', bundleFile: '/etc/tollgate/bundle.pem' },
     attestation: { kind: 'join', token: 'tgjoin.abc' },
-    svid: { ttlMs: 3_600_000 },
+    svid: { ttlMs: 3_600_000, skewToleranceMs: 300_000 },
     inbound: [],
     outbound: [],
     policy: null,

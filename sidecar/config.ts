@@ -53,7 +53,7 @@ export interface SidecarConfig {
   /** The bootstrap roots come from exactly one of bundleFile (a path) and bundlePem (inline PEM). */
   readonly ca: { readonly address: HostPort; readonly spiffeId: string; readonly bundleFile?: string; readonly bundlePem?: string };
   readonly attestation: Attestation;
-  readonly svid: { readonly ttlMs: number };
+  readonly svid: { readonly ttlMs: number; readonly skewToleranceMs: number };
   readonly inbound: readonly InboundListener[];
   readonly outbound: readonly OutboundListener[];
   /** null when the file names no policy (allowed only without inbound listeners). */
@@ -97,6 +97,7 @@ export interface ParseSidecarConfigOptions {
 const DEFAULTS = Object.freeze({
   caSpiffePath: '/tollgate/ca',
   svidTtl: '1h',
+  svidSkewTolerance: '5m',
   appHost: '127.0.0.1',
   tlsMinVersion: 'TLSv1.3',
   maxConnections: 10_000,
@@ -131,7 +132,7 @@ const schema = section(
       joinToken: str('a join token from `tollgate ca token create`'),
       joinTokenFile: str('a file holding a join token'),
     }),
-    svid: section({ ttl: duration('a duration such as 1h') }),
+    svid: section({ ttl: duration('a duration such as 1h'), skewTolerance: duration('a duration such as 5m') }),
     inbound: list(section({
       listen: str('the mTLS address as HOST:PORT, e.g. 0.0.0.0:15006'),
       appPort: port("the app's port, e.g. 8080"),
@@ -306,7 +307,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     trustDomain,
     ca,
     attestation,
-    svid: { ttlMs: ms(['svid', 'ttl'], DEFAULTS.svidTtl) },
+    svid: { ttlMs: ms(['svid', 'ttl'], DEFAULTS.svidTtl), skewToleranceMs: ms(['svid', 'skewTolerance'], DEFAULTS.svidSkewTolerance) },
     inbound,
     outbound,
     policy,

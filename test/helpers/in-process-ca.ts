@@ -13,7 +13,7 @@ import { K8sTokenAttestor } from '../../ca/attestation/k8s-token.ts';
 import { SvidAttestor } from '../../ca/attestation/svid.ts';
 import { AuditLog } from '../../ca/audit.ts';
 import { createIntermediate, createRoot } from '../../ca/authority.ts';
-import { SvidIssuer } from '../../ca/issuer.ts';
+import { SvidIssuer, type IssuancePolicy } from '../../ca/issuer.ts';
 import { CaMetrics } from '../../ca/metrics.ts';
 import { CaService, type Bundle } from '../../ca/service.ts';
 import type { ClientReportMsg } from '../../common/ca-api.ts';
@@ -42,7 +42,7 @@ export interface Call {
 export const unavailable = () => new TollgateError('TG_UNAVAILABLE', 'CA at ca.test:8443 is unreachable: connect ECONNREFUSED');
 
 /** The real CA service, behind the CaApi interface the manager talks to. */
-export async function inProcessCa(clock: ManualClock, tmp: string) {
+export async function inProcessCa(clock: ManualClock, tmp: string, policy?: Partial<IssuancePolicy>) {
   const dir = mkdtempSync(join(tmp, 'ca-'));
   const root = await createRoot({ trustDomain: TD, clock });
   const intermediate = await createIntermediate({ trustDomain: TD, root, clock });
@@ -54,7 +54,7 @@ export async function inProcessCa(clock: ManualClock, tmp: string) {
   service = new CaService({
     trustDomain: TD,
     clock,
-    issuer: new SvidIssuer({ intermediate, clock }),
+    issuer: new SvidIssuer({ intermediate, clock, ...(policy ? { policy } : {}) }),
     attestors: [joinTokens, k8s, svids],
     audit: new AuditLog({ out: { write: () => true }, clock }),
     metrics: new CaMetrics(new Registry()),
