@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +130,15 @@ test('parseSidecarConfig: joinTokenFile is read (relative to the config) and tri
   writeFileSync(join(tmp, 'web.token'), '  tgjoin.from-file\n', { mode: 0o600 });
   const c = parseSidecarConfig(MIN.replace('{joinToken: tgjoin.abc}', '{joinTokenFile: ./web.token}'), { source: 'x', baseDir: tmp });
   assert.deepEqual(c.attestation, { kind: 'join', token: 'tgjoin.from-file' });
+});
+
+test('parseSidecarConfig: a joinTokenFile others can read is refused, saying chmod 600', () => {
+  writeFileSync(join(tmp, 'open.token'), 'tgjoin.from-file\n', { mode: 0o644 });
+  chmodSync(join(tmp, 'open.token'), 0o644);
+  assert.throws(
+    () => parseSidecarConfig(MIN.replace('{joinToken: tgjoin.abc}', '{joinTokenFile: ./open.token}'), { source: 'x', baseDir: tmp }),
+    /attestation\.joinTokenFile .*open\.token is mode 0644: a secret file must be readable by its owner only \(chmod 600 /,
+  );
 });
 
 type Override = [name: string, overrides: SidecarConfigOverrides, check: (c: SidecarConfig) => void];

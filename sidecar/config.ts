@@ -12,6 +12,7 @@ import { Ajv } from 'ajv';
 import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../common/address.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
+import { readSecretFile } from '../common/secret.ts';
 import type { Level } from '../common/log.ts';
 import { pemToCertDers } from '../pki/pem.ts';
 import { isReservedId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
@@ -375,8 +376,9 @@ function readAttestation(raw: Raw, bad: Bad, file: (steps: readonly string[]) =>
   if (kind === 'joinTokenFile') {
     const path = file(['attestation', 'joinTokenFile']);
     try {
-      token = readFileSync(path, 'utf8');
+      token = readSecretFile(path);
     } catch (e) {
+      if (e instanceof TollgateError) throw bad(['attestation', 'joinTokenFile'], `${e.message}`);
       const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message;
       throw bad(['attestation', 'joinTokenFile'], `${path} cannot be read (${why}); write the token printed by \`tollgate ca token create\` into it`);
     }
