@@ -21,7 +21,9 @@ export const DEFAULT_ISSUANCE: IssuancePolicy = Object.freeze({
   defaultTtlSeconds: 3600,
   maxTtlSeconds: 24 * 3600,
   minTtlSeconds: 5,
-  backdateMs: 30_000,
+  // The sidecars' skew tolerance (sidecar/ca-answers.ts SKEW_TOLERANCE_MS) is 5 min too: a client up
+  // to 5 min behind the CA gets a leaf already valid by its own clock (issue 13, problem 6).
+  backdateMs: 5 * 60_000,
   joinTokenHorizonSeconds: 24 * 3600,
   k8sReattestSeconds: 12 * 3600,
 });

@@ -11,6 +11,7 @@ export const CaMetricNames = {
   reportedBundle: 'tollgate_ca_clients_on_current_bundle_ratio',
   rotationPhase: 'tollgate_rotation_phase',
   expiryWarning: 'tollgate_ca_expiry_warning',
+  auditWriteErrors: 'tollgate_ca_audit_write_errors_total',
 } as const;
 
 /** tollgate_rotation_phase{kind}: 0 no rotation in progress, 1 prepared, 2 activated (the old one retiring). */
@@ -25,6 +26,7 @@ export class CaMetrics {
   readonly onCurrentBundle: Gauge;
   readonly rotationPhase: Gauge<'kind'>;
   readonly expiryWarning: Gauge;
+  readonly auditWriteErrors: Counter;
   /** Where tollgate_ca_clients_on_current_bundle_ratio is read from at each scrape. */
   ratio: (() => number) | undefined;
 
@@ -59,6 +61,7 @@ export class CaMetrics {
       labelNames: ['kind'],
       registers,
     });
+    this.auditWriteErrors = new Counter({ name: CaMetricNames.auditWriteErrors, help: 'audit lines that could not be written (the CA is then not ready)', registers });
     this.expiryWarning = new Gauge({
       name: CaMetricNames.expiryWarning,
       help: 'trust health of this CA: 0 ok, 1 warning (an active authority is past half its life and nothing will rotate it), 2 degraded (inside the last third of its life), 3 expired',

@@ -32,6 +32,8 @@ export interface CaRuntimeOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly audit: AuditSink;
+  /** Interval of aggregated refusal lines (default 10 s); 0: one line per refusal. */
+  readonly auditAggregateMs?: number | undefined;
   readonly registry: Registry;
   /** The CA's own SPIFFE ID, reserved (under /tollgate/); default spiffe://<td>/tollgate/ca. */
   readonly spiffeId?: string | undefined;
@@ -66,6 +68,7 @@ export interface CaRuntime {
   /** Present when this process rotates intermediates automatically. */
   readonly rotator: AutoRotator | undefined;
   readonly watchdog: ExpiryWatchdog;
+  readonly audit: AuditLog;
   snapshot(): CaSnapshot;
   health(): Health;
   /** What GET /status shows. */
@@ -167,12 +170,13 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
       },
     }),
   ];
+  const audit = new AuditLog({ out: o.audit, clock, logger, aggregateMs: o.auditAggregateMs, onWriteError: () => metrics.auditWriteErrors.inc() });
   service = new CaService({
     trustDomain: td,
     clock,
     issuer,
     attestors,
-    audit: new AuditLog({ out: o.audit, clock }),
+    audit,
     metrics,
     bundle: initial.bundle,
     ...(o.limits ? { limits: o.limits } : {}),
@@ -231,6 +235,7 @@ export async function startCaRuntime(o: CaRuntimeOptions): Promise<CaRuntime> {
     policy,
     rotator,
     watchdog,
+    audit,
     snapshot: () => f.current,
     health: () => watchdog.current(),
     status: () => {

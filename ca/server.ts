@@ -38,8 +38,10 @@ export interface RunningCa {
  * would pull every CA replica out of its Service at the same moment and turn a warning into the
  * outage it warns about. Alert on tollgate_ca_expiry_warning or the x-tollgate-health header.
  */
-export function caReadiness(h: Health, serving: string): Readiness {
+export function caReadiness(h: Health, serving: string, auditFailure?: string): Readiness {
   if (h.state === 'expired') return { ready: false, detail: h.detail };
+  // Decisions that cannot be recorded must not be made quietly: out of the Service until fixed.
+  if (auditFailure) return { ready: false, detail: auditFailure };
   return { ready: true, state: h.state, detail: h.state === 'ok' ? `serving ${serving}; ${h.detail}` : h.detail };
 }
 
@@ -58,7 +60,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     port: options.adminPort,
     ...(options.adminHost ? { host: options.adminHost } : {}),
     registry,
-    readiness: () => caReadiness(runtime.health(), `trust domain ${td}, bundle version ${service.bundle.version}`),
+    readiness: () => caReadiness(runtime.health(), `trust domain ${td}, bundle version ${service.bundle.version}`, runtime.audit.failure),
     json: { '/status': () => runtime.status() },
   });
   logger.info('CA serving', { trust_domain: td, grpc_port: grpcServer.port, admin_port: admin.port, spiffe_id: identity.spiffeId, bundle_version: service.bundle.version });
@@ -74,6 +76,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     close: async () => {
       runtime.stop();
       await Promise.all([grpcServer.close(), admin.close()]);
+      await runtime.audit.close();
     },
   };
 }

@@ -57,7 +57,10 @@ test('per-address rate limit: refused with TG_RATE_LIMITED, audited and counted,
   await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.2' });
   clock.advance(1000);
   await s.service.issueSvid({ csr, token: await s.token(), peerAddress: '10.0.0.1' });
-  assert.deepEqual(s.lines.map((l) => l.code ?? l.event), ['svid_issued', 'svid_issued', 'TG_RATE_LIMITED', 'svid_issued', 'svid_issued']);
+  s.options.audit.flush();
+  // The refusal is aggregated into one line for its address, after the issuances (each its own line).
+  assert.deepEqual(s.lines.map((l) => l.event), ['svid_issued', 'svid_issued', 'svid_issued', 'svid_issued', 'svid_refused_aggregate']);
+  assert.deepEqual(s.lines.at(-1), { time: s.lines.at(-1)!.time, audit: true, event: 'svid_refused_aggregate', peer: '10.0.0.1', count: 1, codes: { TG_RATE_LIMITED: 1 }, since: s.lines.at(-1)!.since });
   assert.match(await s.registry.metrics(), /tollgate_ca_refused_total\{code="TG_RATE_LIMITED"\} 1/);
   s.cleanup();
 });

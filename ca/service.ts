@@ -209,6 +209,7 @@ export class CaService {
         if (renewal) this.chargeAddress(req.peerAddress);
         throw e;
       }
+      this.#checkAttested(attestation);
       this.#refuseDenied(attestation);
       // Join tokens are single use, a stricter limit than this one.
       const line = this.#lineOf(attestation);
@@ -231,7 +232,8 @@ export class CaService {
       });
       this.#o.metrics.issued.inc({ attestation: attestation.kind });
       this.#o.metrics.issueSeconds.observe((performance.now() - started) / 1000);
-      this.#o.audit.record({
+      // The answer leaves only once its audit line is with the OS (without blocking other requests).
+      await this.#o.audit.record({
         event: 'svid_issued',
         spiffe_id: svid.spiffeId,
         serial: svid.serialHex,
@@ -250,7 +252,13 @@ export class CaService {
     } catch (e) {
       const err = toTollgateError(e);
       this.#o.metrics.refused.inc({ code: err.code });
-      this.#o.audit.record({
+      // A caller that never authenticated, or one over its rate, gets one line per address per
+      // interval: a flood costs a few lines, and the metric above still counts every refusal.
+      if ((!attestation || err.code === 'TG_RATE_LIMITED') && this.#o.audit.aggregates) {
+        this.#o.audit.refusedAggregate(req.peerAddress, err.code);
+        throw err;
+      }
+      await this.#o.audit.record({
         event: 'svid_refused',
         spiffe_id: attestation?.spiffeId.id,
         attestation: attestation?.kind ?? this.#kindOf(req),
@@ -295,12 +303,15 @@ export class CaService {
       if (evidence.token) throw new TollgateError('TG_TOKEN_INVALID', 'token is neither a join token nor a JWT that a configured attestor accepts');
       throw new TollgateError('TG_TOKEN_MISSING', 'no attestation: send a join token or a Kubernetes service-account token, or renew over mTLS with a valid SVID');
     }
-    const a = await attestor.attest(tokenEvidence);
-    refuseReservedId(a.spiffeId, `${attestor.kind} attestation`);
+    return attestor.attest(tokenEvidence);
+  }
+
+  /** What an attestor vouched for must still be ours to issue (a refusal here is audited on its own line). */
+  #checkAttested(a: Attestation): void {
+    refuseReservedId(a.spiffeId, `${a.kind} attestation`);
     if (a.spiffeId.trustDomain !== this.#o.trustDomain) {
       throw new TollgateError('TG_SVID_UNTRUSTED', `attested identity ${a.spiffeId.id} is outside trust domain ${this.#o.trustDomain}`);
     }
-    return a;
   }
 
   #verifyCsr(der: Buffer): VerifiedCsr {

@@ -1,6 +1,6 @@
 // `tollgate ca ...`: init, serve, token create. The CA's modules (gRPC, x509, prom-client) are
 // imported inside each action, so that other commands and --help do not pay for loading them.
-import { openSync, readFileSync, writeSync } from 'node:fs';
+import { createWriteStream, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Attestor } from '../ca/attestation/attestor.ts';
@@ -99,6 +99,7 @@ Examples:
     .option('--join-token-horizon <dur>', 'SVIDs first issued for a join token renew until this long after that issue, then need a new join token', '24h')
     .option('--k8s-reattest <dur>', 'SVIDs first issued for a Kubernetes token renew until this long after it; the sidecar then re-presents its projected token', '12h')
     .option('--audit-log <file>', 'append audit JSON lines to FILE instead of stderr')
+    .option('--audit-aggregate <duration>', 'refusals of unauthenticated or rate-limited callers: one audit line per address per DURATION, with a count and the codes (0: one line each)', '10s')
     .option('--rate-per-address <n>', 'unauthenticated requests/s allowed per client address, IPv6 per /64 (0 = unlimited)', '200')
     .option('--max-connections <n>', 'TCP connections open at once on the gRPC port, all clients together', String(DEFAULT_CONNECTION_LIMITS.maxConnections))
     .option('--max-connections-per-address <n>', 'TCP connections open at once from one IPv4 address or IPv6 /64', String(DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress))
@@ -155,9 +156,10 @@ Examples:
       const perAddress = parsePositiveInt(o.ratePerAddress!, '--rate-per-address');
       const perIdentityMin = parsePositiveInt(o.ratePerIdentity!, '--rate-per-identity');
       const attestors = await k8sAttestors(o);
-      // Audit lines are written synchronously: a decision is on disk before its answer leaves.
-      const auditFd = o.auditLog ? openSync(o.auditLog, 'a', 0o600) : undefined;
-      const audit = auditFd === undefined ? process.stderr : { write: (line: string) => writeSync(auditFd, line) };
+      // Audit lines go through a stream (never a synchronous write per line); an issuance's answer
+      // leaves once its line is with the OS; SIGTERM flushes the aggregated refusal lines.
+      const auditFile = o.auditLog ? createWriteStream('', { fd: openSync(o.auditLog, 'a', 0o600) }) : undefined;
+      const audit = auditFile ?? process.stderr;
       const [{ startCaServer }, { initIfEmpty, expectTrustDomain }] = await Promise.all([import('../ca/server.ts'), import('../ca/new-ca.ts')]);
       const opened = await openStore(o, { clock: systemClock, logger });
       if (o.initIfEmpty) {
@@ -199,6 +201,7 @@ Examples:
         // Commander's --no-auto-rotate: true unless given; true means "when the root key is in the store".
         ...(o.autoRotate === false ? { autoRotate: false } : {}),
         pollMs: parseDuration(o.storePoll!, '--store-poll'),
+        auditAggregateMs: o.auditAggregate === '0' ? 0 : parseDuration(o.auditAggregate!, '--audit-aggregate'),
         ...(o.staleAfter ? { staleAfterMs: parseDuration(o.staleAfter, '--stale-after') } : {}),
       });
       let webhook: Awaited<ReturnType<typeof startCaWebhook>> = null;
@@ -215,7 +218,8 @@ Examples:
         logger.info('stopping', { signal: sig });
         Promise.all([webhook?.close(), ca.close()]).then(() => {
           opened.close();
-          process.exit(0);
+          if (!auditFile) process.exit(0);
+          else auditFile.end(() => process.exit(0));
         });
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
@@ -293,7 +297,7 @@ Examples:
 // Loaded only when configured: keeps jose out of processes that do not verify Kubernetes tokens.
 async function k8sAttestors(o: Record<string, string | undefined>): Promise<((td: string) => Attestor[]) | undefined> {
   if (!o.k8sJwks && !o.k8sIssuer && !o.k8sApiServer) return undefined;
-  const { K8sTokenAttestor } = await import('../ca/attestation/k8s-token.ts');
+  const [{ K8sTokenAttestor }, { cachedTokenFile }] = await Promise.all([import('../ca/attestation/k8s-token.ts'), import('../ca/attestation/review-guard.ts')]);
   if (o.k8sJwks || o.k8sIssuer) {
     if (!o.k8sJwks || !o.k8sIssuer) throw new TollgateError('TG_USAGE', '--k8s-jwks and --k8s-issuer go together');
     let jwks: { keys: unknown[] };
@@ -310,7 +314,7 @@ async function k8sAttestors(o: Record<string, string | undefined>): Promise<((td
     const tokenFile = o.k8sTokenFile!;
     const apiServer = o.k8sApiServer;
     return (trustDomain) => [
-      new K8sTokenAttestor({ trustDomain, clock: systemClock, mode: { kind: 'token-review', apiServer, caCert, bearerToken: () => readFileSync(tokenFile, 'utf8').trim() } }),
+      new K8sTokenAttestor({ trustDomain, clock: systemClock, mode: { kind: 'token-review', apiServer, caCert, bearerToken: cachedTokenFile(tokenFile, systemClock) } }),
     ];
   }
   return undefined;

@@ -5,6 +5,7 @@ import { systemClock } from '../common/clock.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import { writeFileAtomic } from '../common/files.ts';
+import { secretFrom } from '../common/secret.ts';
 import { printJson } from './options.ts';
 import { EXIT_FAILURE } from './exit.ts';
 
@@ -19,16 +20,18 @@ export function registerCert(program: Command): void {
     .requiredOption('--out <prefix>', 'write PREFIX.crt (leaf then intermediate) and PREFIX.key (mode 0600)')
     .option('--ttl <dur>', 'lifetime (capped at 24h)', '1h')
     .option('--p12', 'also write PREFIX.p12 (PKCS#12) for legacy clients; needs --password')
-    .option('--password <pw>', 'password of the PKCS#12 file')
+    .option('--password <pw>', 'password of the PKCS#12 file (visible in /proc/*/cmdline: prefer --password-file or TOLLGATE_P12_PASSWORD)')
+    .option('--password-file <file>', 'read the PKCS#12 password from FILE (mode 0600)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:
   $ tollgate cert issue --ca-dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web --out ./web
   $ tollgate cert issue --ca-dir ./ca --spiffe-id spiffe://example.org/ns/shop/sa/web --out ./web --ttl 10m
-  $ tollgate cert issue --ca-dir ./ca --spiffe-id spiffe://example.org/legacy/app --out ./app --p12 --password s3cret
+  $ TOLLGATE_P12_PASSWORD=s3cret tollgate cert issue --ca-dir ./ca --spiffe-id spiffe://example.org/legacy/app --out ./app --p12
   $ openssl verify -CAfile ./ca/root.crt -untrusted ./ca/intermediate.crt ./web.crt`)
-    .action(async (o: { caDir: string; spiffeId: string; out: string; ttl: string; p12?: boolean; password?: string; json?: boolean }) => {
-      if (o.p12 && !o.password) throw new TollgateError('TG_USAGE', '--password is required with --p12');
+    .action(async (o: { caDir: string; spiffeId: string; out: string; ttl: string; p12?: boolean; password?: string; passwordFile?: string; json?: boolean }) => {
+      const password = secretFrom({ value: o.password, file: o.passwordFile, flag: '--password', fileFlag: '--password-file', envName: 'TOLLGATE_P12_PASSWORD' });
+      if (o.p12 && !password) throw new TollgateError('TG_USAGE', '--p12 needs a password: --password-file FILE, TOLLGATE_P12_PASSWORD or --password');
       const ttlSeconds = Math.round(parseDuration(o.ttl, '--ttl') / 1000);
       const { issueFromStore } = await import('../ca/local-issue.ts');
       const r = issueFromStore({ dir: o.caDir, spiffeId: o.spiffeId, ttlSeconds, clock: systemClock });
@@ -37,7 +40,7 @@ Examples:
       writeFileAtomic(`${o.out}.crt`, r.chainPem, 0o644);
       if (o.p12) {
         const { toPkcs12 } = await import('../pki/pkcs12.ts');
-        writeFileAtomic(`${o.out}.p12`, toPkcs12({ keyPkcs8Der: r.keyPkcs8Der, chainDer: [...r.chainDer], password: o.password!, friendlyName: r.spiffeId }), 0o600);
+        writeFileAtomic(`${o.out}.p12`, toPkcs12({ keyPkcs8Der: r.keyPkcs8Der, chainDer: [...r.chainDer], password: password!, friendlyName: r.spiffeId }), 0o600);
         files.push(`${o.out}.p12`);
       }
       const out = { spiffe_id: r.spiffeId, serial: r.serial, not_before: new Date(r.notBefore).toISOString(), not_after: new Date(r.notAfter).toISOString(), files };

@@ -6,6 +6,7 @@ import { formatHostPort } from '../common/address.ts';
 import { systemClock } from '../common/clock.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
+import { secretFrom } from '../common/secret.ts';
 import { parseListen } from './options.ts';
 
 export function registerSidecar(program: Command): void {
@@ -17,7 +18,8 @@ export function registerSidecar(program: Command): void {
     .option('--config-env <name>', 'read the same YAML from environment variable NAME instead (injected pods: TOLLGATE_SIDECAR_CONFIG)')
     .option('--admin <addr>', 'override admin.listen (HOST:PORT) for /healthz /readyz /metrics')
     .option('--ca-address <addr>', 'override ca.address (HOST:PORT)')
-    .option('--join-token <token>', 'override attestation with this join token')
+    .option('--join-token <token>', 'override attestation with this join token (visible in /proc/*/cmdline: prefer --join-token-file or TOLLGATE_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'override attestation with the join token in FILE (mode 0600)')
     .option('--log-level <level>', 'override log.level (debug, info, warn, error)')
     .option('--workers <n>', 'proxy worker processes (node:cluster) sharing one SVID and one admin port; 1 = a single process', '1')
     .addHelpText('after', `
@@ -32,15 +34,17 @@ Examples:
   $ tollgate sidecar run --config examples/sidecar.yaml --workers 2
   $ tollgate sidecar run --config /etc/tollgate/sidecar.yaml --admin 127.0.0.1:15020 --log-level debug
   $ tollgate sidecar run --config-env TOLLGATE_SIDECAR_CONFIG`)
-    .action(async (o: { config?: string; configEnv?: string; admin?: string; caAddress?: string; joinToken?: string; logLevel?: string; workers: string }) => {
+    .action(async (o: { config?: string; configEnv?: string; admin?: string; caAddress?: string; joinToken?: string; joinTokenFile?: string; logLevel?: string; workers: string }) => {
       if (!/^[1-9][0-9]{0,2}$/.test(o.workers)) throw new TollgateError('TG_USAGE', `--workers ${o.workers}: give a whole number from 1 to 999`);
       const workers = Number(o.workers);
       if ((o.config === undefined) === (o.configEnv === undefined)) throw new TollgateError('TG_USAGE', 'give exactly one of --config FILE and --config-env NAME');
       const [{ loadSidecarConfig, loadSidecarConfigFromEnv }, { Sidecar }, { createLogger }] = await Promise.all([import('../sidecar/config.ts'), import('../sidecar/sidecar.ts'), import('../common/log.ts')]);
+      // Flag, then file, then TOLLGATE_JOIN_TOKEN (which is also how forked workers get it: never argv).
+      const joinToken = secretFrom({ value: o.joinToken, file: o.joinTokenFile, flag: '--join-token', fileFlag: '--join-token-file', envName: 'TOLLGATE_JOIN_TOKEN' });
       const overrides = {
         ...(o.admin !== undefined ? { adminListen: o.admin } : {}),
         ...(o.caAddress !== undefined ? { caAddress: o.caAddress } : {}),
-        ...(o.joinToken !== undefined ? { joinToken: o.joinToken } : {}),
+        ...(joinToken !== undefined ? { joinToken } : {}),
         ...(o.logLevel !== undefined ? { logLevel: o.logLevel } : {}),
       };
       const config = o.config !== undefined ? loadSidecarConfig(o.config, overrides) : loadSidecarConfigFromEnv(o.configEnv!, overrides);

@@ -3,12 +3,12 @@
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { Tag, children, content, decodeOid, encodeOid, expectTag, readElement, tlv, whole } from './der.ts';
 import { TollgateError } from '../common/errors.ts';
-import { Oid, P256_SPKI_LENGTH, isP256Spki } from './x509.ts';
+import { Oid, P256_SPKI_LENGTH, P256_SPKI_PREFIX, isP256Spki } from './x509.ts';
 
 export const MAX_CSR_BYTES = 4096;
 
 export interface VerifiedCsr {
-  /** DER SubjectPublicKeyInfo, exactly as the requester sent it (P-256 only). */
+  /** DER SubjectPublicKeyInfo of the P-256 key in canonical form (uncompressed point), whatever the requester sent. */
   readonly spki: Buffer;
   readonly publicKey: KeyObject;
 }
@@ -22,6 +22,12 @@ function importPublicKey(spki: Buffer): KeyObject {
   const x = spki.toString('base64url', P256_SPKI_LENGTH - 64, P256_SPKI_LENGTH - 32);
   const y = spki.toString('base64url', P256_SPKI_LENGTH - 32, P256_SPKI_LENGTH);
   return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
+}
+
+/** The SPKI of a P-256 key with its point uncompressed (a KeyObject keeps the form it was given in). */
+function uncompressedSpki(key: KeyObject): Buffer {
+  const { x, y } = key.export({ format: 'jwk' });
+  return Buffer.concat([P256_SPKI_PREFIX, Buffer.from([0x04]), Buffer.from(x!, 'base64url'), Buffer.from(y!, 'base64url')]);
 }
 
 interface UnverifiedCsr extends VerifiedCsr {
@@ -69,7 +75,10 @@ function readCsr(der: Uint8Array): UnverifiedCsr {
   if (sigAlg !== Oid.ecdsaWithSha256) throw new TollgateError(CODE, `CSR signature algorithm ${sigAlg} is not ecdsa-with-SHA256`);
   const sig = content(buf, sigEl!);
   if (sig[0] !== 0) throw new TollgateError(CODE, 'CSR signature BIT STRING has unused bits');
-  return { spki, publicKey, info: whole(buf, infoEl!), signature: sig.subarray(1) };
+  // A compressed point (or any other non-canonical form) is re-encoded uncompressed: the certificate
+  // carries the one form every peer parses (Go's crypto/x509 rejects compressed P-256 keys).
+  const canonical = isP256Spki(spki) ? spki : uncompressedSpki(publicKey);
+  return { spki: canonical, publicKey, info: whole(buf, infoEl!), signature: sig.subarray(1) };
 }
 
 /** Parse a CSR and verify its self-signature; throws TG_CSR_INVALID or TG_CSR_KEY_UNSUPPORTED. */

@@ -36,18 +36,26 @@ export interface IssuedCheck {
   /** Epoch ms. */
   readonly now: number;
   readonly trustDomain: string;
+  /** A chain whose notBefore is at most this far in our future is accepted (default SKEW_TOLERANCE_MS). */
+  readonly skewToleranceMs?: number | undefined;
 }
+
+/** How far ahead of this sidecar the CA's clock may be (issue 13, problem 6). */
+export const SKEW_TOLERANCE_MS = 5 * 60 * 1000;
 
 /**
  * An IssueSVID answer as an Svid, with the root its chain leads to, if it is for our key, for the
  * SPIFFE ID it claims, and chains to the bundle. Throws TollgateError (TG_SVID_*) otherwise.
  */
-export function checkIssued(res: IssuedSvidResponse, o: IssuedCheck): { svid: Svid; root: Buffer } {
+export function checkIssued(res: IssuedSvidResponse, o: IssuedCheck): { svid: Svid; root: Buffer; skewMs: number } {
   const [leaf, ...intermediates] = res.certChain;
   if (!leaf) throw new TollgateError('TG_SVID_INVALID', 'the CA returned an empty certificate chain; check the CA version and logs');
+  // A CA whose clock runs ahead of ours issues certificates that start in our future: within the
+  // tolerance they are checked as of their latest notBefore (the measured skew is returned to log).
+  const skewMs = Math.min(o.skewToleranceMs ?? SKEW_TOLERANCE_MS, Math.max(0, ...res.certChain.map((d) => latestStart(d) - o.now)));
   let verified: VerifiedChain;
   try {
-    verified = verifySvidChain({ leaf, intermediates, roots: o.bundle.roots, now: o.now, usage: 'any', trustDomain: o.trustDomain });
+    verified = verifySvidChain({ leaf, intermediates, roots: o.bundle.roots, now: o.now + skewMs, usage: 'any', trustDomain: o.trustDomain });
   } catch (e) {
     const err = toTollgateError(e, 'TG_SVID_INVALID');
     throw new TollgateError(err.code === 'TG_CERT_INVALID' ? 'TG_SVID_INVALID' : err.code, `the CA returned an unusable SVID: ${err.message}; kept the current one`, { cause: e });
@@ -66,7 +74,15 @@ export function checkIssued(res: IssuedSvidResponse, o: IssuedCheck): { svid: Sv
     notAfter: verified.leaf.notAfter,
     serial: verified.leaf.serialHex.toLowerCase(),
   });
-  return { svid, root: verified.path.at(-1)!.der };
+  return { svid, root: verified.path.at(-1)!.der, skewMs };
+}
+
+function latestStart(der: Buffer): number {
+  try {
+    return parseCertificate(der).notBefore;
+  } catch {
+    return 0; // unparseable: verifySvidChain says why
+  }
 }
 
 /** A pushed or fetched bundle as a TrustBundle, if it is for our trust domain and every root is usable. */

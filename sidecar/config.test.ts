@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,7 +69,7 @@ test('parseSidecarConfig: a full file, every key set', () => {
     trustDomain: 'example.org',
     ca: { address: { host: 'tollgate-ca.tollgate-system.svc', port: 8443 }, spiffeId: 'spiffe://example.org/tollgate/ca-2', bundleFile: '/etc/tollgate/ca/bundle.pem' },
     attestation: { kind: 'k8s', tokenFile: '/var/run/secrets/tokens/tollgate-token' },
-    svid: { ttlMs: 30 * 60_000 },
+    svid: { ttlMs: 30 * 60_000, skewToleranceMs: 300_000 },
     inbound: [
       { listen: { host: '0.0.0.0', port: 15006 }, appPort: 8080, appHost: 'localhost', proxyProtocol: true },
       { listen: { host: '::', port: 15007 }, appPort: 9000, appHost: '127.0.0.1', proxyProtocol: false },
@@ -93,7 +93,7 @@ test('parseSidecarConfig: defaults', () => {
     trustDomain: 'example.org',
     ca: { address: { host: '127.0.0.1', port: 8443 }, spiffeId: 'spiffe://example.org/tollgate/ca', bundleFile: '/etc/tollgate/bundle.pem' },
     attestation: { kind: 'join', token: 'tgjoin.abc' },
-    svid: { ttlMs: 3_600_000 },
+    svid: { ttlMs: 3_600_000, skewToleranceMs: 300_000 },
     inbound: [],
     outbound: [],
     policy: null,
@@ -130,6 +130,15 @@ test('parseSidecarConfig: joinTokenFile is read (relative to the config) and tri
   writeFileSync(join(tmp, 'web.token'), '  tgjoin.from-file\n', { mode: 0o600 });
   const c = parseSidecarConfig(MIN.replace('{joinToken: tgjoin.abc}', '{joinTokenFile: ./web.token}'), { source: 'x', baseDir: tmp });
   assert.deepEqual(c.attestation, { kind: 'join', token: 'tgjoin.from-file' });
+});
+
+test('parseSidecarConfig: a joinTokenFile others can read is refused, saying chmod 600', () => {
+  writeFileSync(join(tmp, 'open.token'), 'tgjoin.from-file\n', { mode: 0o644 });
+  chmodSync(join(tmp, 'open.token'), 0o644);
+  assert.throws(
+    () => parseSidecarConfig(MIN.replace('{joinToken: tgjoin.abc}', '{joinTokenFile: ./open.token}'), { source: 'x', baseDir: tmp }),
+    /attestation\.joinTokenFile .*open\.token is mode 0644: a secret file must be readable by its owner only \(chmod 600 /,
+  );
 });
 
 type Override = [name: string, overrides: SidecarConfigOverrides, check: (c: SidecarConfig) => void];

@@ -12,6 +12,7 @@ import { Ajv } from 'ajv';
 import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../common/address.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
+import { readSecretFile } from '../common/secret.ts';
 import type { Level } from '../common/log.ts';
 import { pemToCertDers } from '../pki/pem.ts';
 import { isReservedId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
@@ -53,7 +54,7 @@ export interface SidecarConfig {
   /** The bootstrap roots come from exactly one of bundleFile (a path) and bundlePem (inline PEM). */
   readonly ca: { readonly address: HostPort; readonly spiffeId: string; readonly bundleFile?: string; readonly bundlePem?: string };
   readonly attestation: Attestation;
-  readonly svid: { readonly ttlMs: number };
+  readonly svid: { readonly ttlMs: number; readonly skewToleranceMs: number };
   readonly inbound: readonly InboundListener[];
   readonly outbound: readonly OutboundListener[];
   /** null when the file names no policy (allowed only without inbound listeners). */
@@ -97,6 +98,7 @@ export interface ParseSidecarConfigOptions {
 const DEFAULTS = Object.freeze({
   caSpiffePath: '/tollgate/ca',
   svidTtl: '1h',
+  svidSkewTolerance: '5m',
   appHost: '127.0.0.1',
   tlsMinVersion: 'TLSv1.3',
   maxConnections: 10_000,
@@ -131,7 +133,7 @@ const schema = section(
       joinToken: str('a join token from `tollgate ca token create`'),
       joinTokenFile: str('a file holding a join token'),
     }),
-    svid: section({ ttl: duration('a duration such as 1h') }),
+    svid: section({ ttl: duration('a duration such as 1h'), skewTolerance: duration('a duration such as 5m') }),
     inbound: list(section({
       listen: str('the mTLS address as HOST:PORT, e.g. 0.0.0.0:15006'),
       appPort: port("the app's port, e.g. 8080"),
@@ -306,7 +308,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     trustDomain,
     ca,
     attestation,
-    svid: { ttlMs: ms(['svid', 'ttl'], DEFAULTS.svidTtl) },
+    svid: { ttlMs: ms(['svid', 'ttl'], DEFAULTS.svidTtl), skewToleranceMs: ms(['svid', 'skewTolerance'], DEFAULTS.svidSkewTolerance) },
     inbound,
     outbound,
     policy,
@@ -374,8 +376,9 @@ function readAttestation(raw: Raw, bad: Bad, file: (steps: readonly string[]) =>
   if (kind === 'joinTokenFile') {
     const path = file(['attestation', 'joinTokenFile']);
     try {
-      token = readFileSync(path, 'utf8');
+      token = readSecretFile(path);
     } catch (e) {
+      if (e instanceof TollgateError) throw bad(['attestation', 'joinTokenFile'], `${e.message}`);
       const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message;
       throw bad(['attestation', 'joinTokenFile'], `${path} cannot be read (${why}); write the token printed by \`tollgate ca token create\` into it`);
     }

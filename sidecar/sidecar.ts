@@ -154,6 +154,7 @@ export function createSvidManager(o: {
     bootstrapRoots,
     attestation: c.attestation,
     ttlSeconds: Math.round(c.svid.ttlMs / 1000),
+    skewToleranceMs: c.svid.skewToleranceMs,
     clock: o.clock,
     ...(o.random ? { random: o.random } : {}),
     logger: o.logger.child({ component: 'svid' }),

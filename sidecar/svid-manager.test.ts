@@ -403,3 +403,49 @@ describe('SvidManager with the real CA in-process', () => {
     assert.equal(clock.pending, 0);
   });
 });
+
+describe('clock skew (issue 13, problem 6): the sidecar 60 s behind the CA', () => {
+  test('an SVID starting in our future is accepted within the tolerance, and the skew is logged', async () => {
+    const clock = new ManualClock(T0);
+    // The CA's clock 60 s ahead, backdating only 30 s (the old default): notBefore lands 30 s in our future.
+    const ca = await inProcessCa(new ManualClock(T0 + 60_000), tmp, { backdateMs: 30_000 });
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() } });
+    await s.m.start();
+    assert.equal(s.m.svid()!.notBefore, T0 + 30_000);
+    const warned = s.lines.find((l) => l.msg === 'clock skew: the new SVID starts in our future; accepted within the tolerance, check NTP on this node and the CA');
+    assert.equal(warned?.skew_ms, 30_000);
+  });
+
+  test('with the default 5 min backdate the SVID is valid by our clock already: nothing to tolerate', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(new ManualClock(T0 + 60_000), tmp);
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() } });
+    await s.m.start();
+    assert.ok(s.m.svid()!.notBefore <= T0);
+    assert.equal(s.lines.filter((l) => String(l.msg).startsWith('clock skew')).length, 0);
+  });
+
+  test('beyond the tolerance: the join token is spent, and start fails saying so (not "CA unreachable")', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(new ManualClock(T0 + 60_000), tmp, { backdateMs: 30_000 });
+    const s = setup(ca, clock, { attestation: { kind: 'join', token: await ca.joinToken() }, skewToleranceMs: 10_000 });
+    const started = s.m.start().then(() => undefined, (e: unknown) => e);
+    await until(retried(s.m), 'the retry after the refused SVID');
+    clock.advance(s.m.nextRenewalAt()! - clock.now());
+    const err = await started;
+    assert.ok(err instanceof TollgateError, String(err));
+    assert.equal(err.code, 'TG_TOKEN_REUSED');
+    assert.match(err.message, /join token was used up on an SVID this sidecar refused \(.*not valid until/);
+    assert.doesNotMatch(err.message, /unreachable/);
+  });
+
+  test('restarted with a used-up join token and no SVID: start fails at once with a clear message (the process exits non-zero)', async () => {
+    const clock = new ManualClock(T0);
+    const ca = await inProcessCa(clock, tmp);
+    const token = await ca.joinToken();
+    await setup(ca, clock, { attestation: { kind: 'join', token } }).m.start();
+    const again = setup(ca, clock, { attestation: { kind: 'join', token } });
+    await assert.rejects(again.m.start(), (e: unknown) => e instanceof TollgateError && e.code === 'TG_TOKEN_REUSED' && /will not accept this join token .* give it a new join token/.test(e.message));
+    assert.equal(again.m.nextRenewalAt(), null, 'no retry scheduled');
+  });
+});

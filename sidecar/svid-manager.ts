@@ -14,7 +14,7 @@ import { checkContinuity } from '../pki/bundle-continuity.ts';
 import { parseSpiffeId } from '../pki/spiffe-id.ts';
 import { parseCertificate } from '../pki/x509.ts';
 import { attestedUntilOf } from '../pki/svid-template.ts';
-import { checkBundle, checkIssued, makeKeyMaterial, type KeyMaterial } from './ca-answers.ts';
+import { checkBundle, checkIssued, makeKeyMaterial, SKEW_TOLERANCE_MS, type KeyMaterial } from './ca-answers.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { DEFAULT_BACKOFF, backoffDelay, earlyRenewalDelay, heldLifetime, renewAt, retryBeforeExpiry } from './renewal.ts';
 import { SvidHolder, type Svid, type SvidSource } from './svid-source.ts';
@@ -43,6 +43,8 @@ export interface SvidManagerOptions {
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** Deadline of each CA call. Default 10 s. */
   readonly deadlineMs?: number;
+  /** Accept an SVID starting this far in our future (the CA's clock ahead). Default SKEW_TOLERANCE_MS (5 min). */
+  readonly skewToleranceMs?: number | undefined;
 }
 
 // Codes with which the CA refuses our SVID as proof of identity: renewing with it again cannot succeed.
@@ -53,6 +55,9 @@ interface Issued {
 }
 
 const SVID_REFUSALS: ReadonlySet<ErrorCode> = new Set(['TG_SVID_EXPIRED', 'TG_SVID_UNTRUSTED', 'TG_SVID_INVALID', 'TG_TOKEN_MISSING', 'TG_REATTEST_REQUIRED', 'TG_DENIED']);
+// A join token refused with one of these never becomes good; TG_TOKEN_UNKNOWN is retried (a CA
+// replica may not have seen a just-created token yet).
+const JOIN_TOKEN_FINAL: ReadonlySet<ErrorCode> = new Set(['TG_TOKEN_REUSED', 'TG_TOKEN_EXPIRED', 'TG_TOKEN_INVALID']);
 
 
 export class SvidManager extends SvidHolder implements SvidSource {
@@ -73,6 +78,8 @@ export class SvidManager extends SvidHolder implements SvidSource {
   /** The CA refused our current SVID for renewal; the next attempt uses the token if it can. */
   #svidRefused = false;
   #joinTokenUsed = false;
+  /** Why the SVID bought with the join token was refused here, for the message once it is gone. */
+  #tokenSpentOn: TollgateError | null = null;
   #renewTimer: TimerHandle | null = null;
   #nextRenewalAt: number | null = null;
   #inFlight: CaApi | null = null;
@@ -234,7 +241,12 @@ export class SvidManager extends SvidHolder implements SvidSource {
       if (client !== open) client.close();
     }
     if (!renewing && this.#o.attestation.kind === 'join') this.#joinTokenUsed = true;
-    return { ...this.#validate(res, keys), attestation: renewing ? 'svid' : this.#o.attestation.kind };
+    try {
+      return { ...this.#validate(res, keys), attestation: renewing ? 'svid' : this.#o.attestation.kind };
+    } catch (e) {
+      if (!renewing && this.#o.attestation.kind === 'join') this.#tokenSpentOn = toTollgateError(e);
+      throw e;
+    }
   }
 
   #installed({ svid, root, attestation }: Issued, open: CaApi | null): void {
@@ -274,10 +286,25 @@ export class SvidManager extends SvidHolder implements SvidSource {
   #validate(res: IssuedSvidResponse, keys: KeyMaterial): { svid: Svid; root: Buffer } {
     const bundle = this.bundle();
     if (!bundle) throw new TollgateError('TG_INTERNAL', 'an SVID arrived before the trust bundle');
-    return checkIssued(res, { keys, bundle, now: this.#clock.now(), trustDomain: this.#trustDomain });
+    const checked = checkIssued(res, { keys, bundle, now: this.#clock.now(), trustDomain: this.#trustDomain, skewToleranceMs: this.#o.skewToleranceMs });
+    if (checked.skewMs > 0) {
+      this.#log.warn('clock skew: the new SVID starts in our future; accepted within the tolerance, check NTP on this node and the CA', {
+        skew_ms: checked.skewMs,
+        not_before: iso(checked.svid.notBefore),
+        tolerance_ms: this.#o.skewToleranceMs ?? SKEW_TOLERANCE_MS,
+      });
+    }
+    return checked;
   }
 
   #failed(err: TollgateError): void {
+    if (this.#o.attestation.kind === 'join' && !this.svid() && this.#startWaiter && JOIN_TOKEN_FINAL.has(err.code)) {
+      this.#lastError = new TollgateError(err.code, `the CA will not accept this join token (${err.message}) and this sidecar holds no SVID: give it a new join token (tollgate ca token create) and restart it`);
+      this.#o.metrics?.renewals.inc({ result: 'error' });
+      this.#log.error('cannot obtain the first SVID: the join token is used up or invalid', { code: err.code, error: err.message });
+      this.#giveUp(this.#lastError);
+      return;
+    }
     this.#lastError = err;
     this.#o.metrics?.renewals.inc({ result: 'error' });
     const now = this.#clock.now();
@@ -303,10 +330,19 @@ export class SvidManager extends SvidHolder implements SvidSource {
       ? new TollgateError('TG_REATTEST_REQUIRED', `the SVID expires at ${expiredAt}, the end of its join token's attestation horizon (the CA's --join-token-horizon): give the sidecar a new join token (tollgate ca token create) or restart it with one`)
       : new TollgateError(
         'TG_TOKEN_REUSED',
-        `the SVID expired at ${expiredAt} while the CA was unreachable and the join token was already used: give the sidecar a new join token (tollgate ca token create) or restart it with one`,
+        svid
+          ? `the SVID expired at ${expiredAt} while the CA was unreachable and the join token was already used: give the sidecar a new join token (tollgate ca token create) or restart it with one`
+          : `the join token was used up on an SVID this sidecar refused (${this.#tokenSpentOn?.message ?? 'unknown reason'}): give the sidecar a new join token (tollgate ca token create) and restart it`,
       );
     this.#o.metrics?.renewals.inc({ result: 'error' });
-    this.#log.error('the SVID cannot be renewed without a new join token', { code: this.#lastError.code, error: this.#lastError.message });
+    this.#log.error(svid ? 'the SVID cannot be renewed without a new join token' : 'no SVID and the join token is used up', { code: this.#lastError.code, error: this.#lastError.message });
+    this.#giveUp(this.#lastError);
+  }
+
+  /** Before the first SVID, a join token the CA will never accept ends start(): the process exits non-zero. */
+  #giveUp(err: TollgateError): void {
+    this.#startWaiter?.reject(err);
+    this.#startWaiter = null;
   }
 
   #schedule(at: number): void {

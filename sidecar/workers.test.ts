@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testPki, WORKLOAD_IDS } from '../test/helpers/sidecar-fixture.ts';
-import { encodeState, IpcSvidSource, restartDelayMs } from './workers.ts';
+import { encodeState, IpcSvidSource, restartDelayMs, withoutSecretArgs } from './workers.ts';
 
 test('restartDelayMs: 0.5 s doubling per death in a row, capped at 30 s', () => {
   const cases: Array<[number, number]> = [[0, 500], [1, 500], [2, 1000], [3, 2000], [6, 16_000], [7, 30_000], [100, 30_000]];
@@ -36,4 +36,8 @@ test('a state without an SVID keeps the previous one (the primary never sends a 
   source.update(encodeState(pki.issue(WORKLOAD_IDS.web), pki.bundle));
   source.update(encodeState(null, pki.bundle));
   assert.equal(source.svid()?.spiffeId, WORKLOAD_IDS.web);
+});
+
+test('workers are forked without the join token in their arguments', () => {
+  assert.deepEqual(withoutSecretArgs(['sidecar', 'run', '--config', 'c.yaml', '--join-token', 'tgjoin.x', '--workers', '2', '--join-token=tgjoin.y']), ['sidecar', 'run', '--config', 'c.yaml', '--workers', '2']);
 });

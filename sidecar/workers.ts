@@ -200,7 +200,11 @@ export class SidecarPrimary {
   }
 
   #fork(onListening: () => void = () => {}): void {
-    const w = cluster.fork();
+    // A join token never reaches a worker's argv (/proc/<pid>/cmdline is world-readable): the
+    // primary's --join-token is dropped from the workers' arguments and passed in the environment.
+    const a = this.#o.config.attestation;
+    cluster.setupPrimary({ args: withoutSecretArgs(process.argv.slice(2)) });
+    const w = cluster.fork(a.kind === 'join' ? { TOLLGATE_JOIN_TOKEN: a.token } : {});
     this.#live.set(w, { startedAt: this.#clock.now(), listening: false });
     w.on('message', (m: ToPrimary) => {
       if (m.tg === 'hello') {
@@ -363,4 +367,14 @@ export async function runSidecarWorker(o: { readonly config: SidecarConfig; read
     if (process.send) process.send({ tg: 'failed', error: (e as Error).message } satisfies ToPrimary, undefined, {}, () => process.exit(1));
     else process.exit(1);
   }
+}
+
+/** argv without `--join-token X` / `--join-token=X`. */
+export function withoutSecretArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--join-token') i++;
+    else if (!args[i]!.startsWith('--join-token=')) out.push(args[i]!);
+  }
+  return out;
 }

@@ -31,7 +31,7 @@ before(async () => {
   strangerKey = (await generateKeyPair('ES256')).privateKey as CryptoKey;
   const jwk = { ...(await exportJWK(kp.publicKey)), kid: 'cluster-key', alg: 'ES256', use: 'sig' };
   writeFileSync(join(tmp.dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
-  ca = await startCa(dir, ['--k8s-issuer', ISSUER, '--k8s-jwks', join(tmp.dir, 'jwks.json')]);
+  ca = await startCa(dir, ['--audit-aggregate', '0', '--k8s-issuer', ISSUER, '--k8s-jwks', join(tmp.dir, 'jwks.json')]);
 });
 
 after(async () => {

@@ -8,6 +8,7 @@ import { TollgateError, type ErrorCode } from '../../common/errors.ts';
 import { kubernetesSpiffeId, parseTrustDomain, refuseReservedId, type SpiffeId } from '../../pki/spiffe-id.ts';
 import type { Clock } from '../../common/clock.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
+import { identityFromClaims, isLegacySecretToken, precheckToken, ReviewGuard } from './review-guard.ts';
 
 export const DEFAULT_AUDIENCE = 'tollgate-ca';
 const ALGORITHMS = ['RS256', 'ES256', 'RS384', 'ES384', 'PS256'];
@@ -47,6 +48,10 @@ export interface TokenReviewMode {
   /** The CA's own credential for the API server; re-read per call because kubelet rotates it. */
   bearerToken: () => string | Promise<string>;
   timeoutMs?: number;
+  /** The cluster's service-account issuer: when given, a token from another issuer is refused locally. */
+  issuer?: string | undefined;
+  /** Reviews in flight at once (default REVIEW_MAX_IN_FLIGHT). */
+  maxInFlight?: number | undefined;
 }
 
 export interface K8sTokenAttestorOptions {
@@ -85,6 +90,8 @@ export class K8sTokenAttestor implements Attestor {
   readonly #mode: JwksMode | TokenReviewMode;
   readonly #jwks?: ReturnType<typeof createLocalJWKSet>;
   readonly #reviewUrl?: URL;
+  /** TokenReview mode: local checks, negative cache and in-flight cap before the API server. */
+  readonly guard?: ReviewGuard;
 
   constructor(options: K8sTokenAttestorOptions) {
     this.#trustDomain = parseTrustDomain(options.trustDomain);
@@ -109,6 +116,7 @@ export class K8sTokenAttestor implements Attestor {
       if (url.protocol !== 'https:') throw fail('TG_CONFIG_INVALID', 'k8s_token: apiServer must be an https URL');
       url.pathname = `${url.pathname.replace(/\/+$/, '')}/apis/authentication.k8s.io/v1/tokenreviews`;
       this.#reviewUrl = url;
+      this.guard = new ReviewGuard({ clock: options.clock, maxInFlight: options.mode.maxInFlight });
     }
   }
 
@@ -120,7 +128,7 @@ export class K8sTokenAttestor implements Attestor {
     const token = evidence.token;
     if (!nonEmptyString(token)) throw fail('TG_TOKEN_MISSING', 'no Kubernetes service-account token was presented');
     if (!JWT_SHAPE.test(token)) throw fail('TG_TOKEN_INVALID', 'token is not a JWT (expected three base64url parts)');
-    const who = this.#mode.kind === 'jwks' ? await this.#verifyOffline(token) : await this.#review(token, this.#mode);
+    const who = this.#mode.kind === 'jwks' ? await this.#verifyOffline(token) : await this.#reviewGuarded(token, this.#mode);
     return {
       kind: 'k8s_token',
       spiffeId: this.#spiffeId(who),
@@ -211,6 +219,12 @@ export class K8sTokenAttestor implements Attestor {
   }
 
   // ---- TokenReview (online) mode ----
+
+  /** What fails without a signature check never reaches the API server (issue 13, problem 7). */
+  #reviewGuarded(token: string, mode: TokenReviewMode): Promise<K8sIdentity> {
+    precheckToken(token, { audience: this.#audience, issuer: mode.issuer, nowMs: this.#clock.now(), toleranceS: CLOCK_TOLERANCE_S });
+    return this.guard!.run(token, () => this.#review(token, mode));
+  }
 
   async #review(token: string, mode: TokenReviewMode): Promise<K8sIdentity> {
     let bearer: string;
@@ -327,30 +341,4 @@ export class K8sTokenAttestor implements Attestor {
       req.end(body);
     });
   }
-}
-
-/** A pre-1.21 secret-based token: signed by the same key but unbound and never expiring. */
-function isLegacySecretToken(p: JWTPayload): boolean {
-  return !isRecord(p['kubernetes.io']) && typeof p['kubernetes.io/serviceaccount/namespace'] === 'string';
-}
-
-/** The identity in a verified projected token's `kubernetes.io` claim. */
-function identityFromClaims(p: JWTPayload): K8sIdentity {
-  const k = p['kubernetes.io'];
-  if (!isRecord(k)) {
-    if (isLegacySecretToken(p)) throw fail('TG_TOKEN_CLAIMS', `token is a legacy service-account secret token; ${PROJECTED_HINT}`);
-    throw fail('TG_TOKEN_CLAIMS', 'token has no "kubernetes.io" claim; it is not a Kubernetes service-account token');
-  }
-  const namespace = k.namespace;
-  const sa = isRecord(k.serviceaccount) ? k.serviceaccount.name : undefined;
-  if (!nonEmptyString(namespace)) throw fail('TG_TOKEN_CLAIMS', 'token "kubernetes.io" claim has no namespace');
-  if (!nonEmptyString(sa)) throw fail('TG_TOKEN_CLAIMS', 'token "kubernetes.io" claim has no serviceaccount name');
-  if (p.sub !== undefined && p.sub !== `system:serviceaccount:${namespace}:${sa}`) {
-    throw fail('TG_TOKEN_CLAIMS', 'token "sub" does not agree with its "kubernetes.io" claim', { namespace, service_account: sa });
-  }
-  const pod = isRecord(k.pod) ? k.pod : undefined;
-  if (!pod || !nonEmptyString(pod.name) || !nonEmptyString(pod.uid)) {
-    throw fail('TG_TOKEN_CLAIMS', `token is not bound to a pod; ${PROJECTED_HINT}`, { namespace, service_account: sa });
-  }
-  return { namespace, serviceAccount: sa, pod: pod.name, podUid: pod.uid };
 }

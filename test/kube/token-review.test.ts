@@ -76,7 +76,8 @@ test("RBAC is real: the CA's ServiceAccount may create tokenreviews and nothing 
 
 test("a token for the API server's own audience is refused with TG_TOKEN_AUDIENCE", { skip }, async () => {
   const token = (await cluster.tokenRequest({ namespace: 'shop', serviceAccount: 'web', audience: cluster.issuer, boundPod: 'web-1' })).token;
-  await refused(token, 'TG_TOKEN_AUDIENCE', /is invalid for the target audiences/);
+  // Refused before any TokenReview (ca/attestation/review-guard.ts): the audience is readable unsigned.
+  await refused(token, 'TG_TOKEN_AUDIENCE', /audience does not include "tollgate-ca" \(checked before any TokenReview\)/);
 });
 
 test('a token not bound to a pod is refused with TG_TOKEN_CLAIMS', { skip }, async () => {
@@ -90,7 +91,7 @@ test("an expired token of this cluster's own issuer and key is refused with TG_T
   const now = Math.floor(Date.now() / 1000);
   const claims = { ...decodeJwt(genuine), iat: now - 7200, nbf: now - 7200, exp: now - 3600 };
   const expired = await new SignJWT(claims).setProtectedHeader(decodeProtectedHeader(genuine) as JWTHeaderParameters).sign(key);
-  await refused(expired, 'TG_TOKEN_EXPIRED', /Token has expired/);
+  await refused(expired, 'TG_TOKEN_EXPIRED', /token has expired .*checked before any TokenReview/);
   // The same forgery with a live exp passes: so it is the expiry, not the forging, that is refused.
   const live = await new SignJWT({ ...claims, exp: now + 600 }).setProtectedHeader(decodeProtectedHeader(genuine) as JWTHeaderParameters).sign(key);
   assert.equal((await attestor.attest({ token: live })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
@@ -98,8 +99,10 @@ test("an expired token of this cluster's own issuer and key is refused with TG_T
 
 test('a tampered token (claims changed after signing) is refused with TG_TOKEN_INVALID', { skip }, async () => {
   const [h, p, s] = (await podToken(cluster, 'shop', 'web', 'web-1')).split('.');
-  const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as { 'kubernetes.io': { serviceaccount: { name: string } } };
+  const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as { sub: string; 'kubernetes.io': { serviceaccount: { name: string } } };
+  // Consistently changed (sub too), so the local checks pass and only the signature can refuse it.
   claims['kubernetes.io'].serviceaccount.name = 'admin';
+  claims.sub = 'system:serviceaccount:shop:admin';
   await refused(`${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${s}`, 'TG_TOKEN_INVALID', /did not authenticate/);
 });
 
