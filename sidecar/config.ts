@@ -61,6 +61,8 @@ export interface SidecarConfig {
   readonly tls: { readonly minVersion: TlsMinVersion };
   readonly limits: {
     readonly maxConnections: number;
+    readonly maxHandshakes: number;
+    readonly maxHandshakesPerSource: number;
     readonly handshakeTimeoutMs: number;
     readonly idleTimeoutMs: number;
     readonly drainTimeoutMs: number;
@@ -100,6 +102,8 @@ const DEFAULTS = Object.freeze({
   appHost: '127.0.0.1',
   tlsMinVersion: 'TLSv1.3',
   maxConnections: 10_000,
+  maxHandshakes: 1_000,
+  maxHandshakesPerSource: 100,
   handshakeTimeout: '10s',
   idleTimeout: '1h',
   drainTimeout: '20s',
@@ -147,6 +151,8 @@ const schema = section(
     tls: section({ minVersion: { type: 'string', enum: ['TLSv1.3', 'TLSv1.2'], description: 'TLSv1.3 or TLSv1.2' } }),
     limits: section({
       maxConnections: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
+      maxHandshakes: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
+      maxHandshakesPerSource: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
       handshakeTimeout: duration('a duration such as 10s'),
       idleTimeout: duration('a duration such as 1h'),
       drainTimeout: duration('a duration such as 20s'),
@@ -313,6 +319,8 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     tls: { minVersion: get(['tls', 'minVersion'], DEFAULTS.tlsMinVersion) as TlsMinVersion },
     limits: {
       maxConnections: get(['limits', 'maxConnections'], DEFAULTS.maxConnections),
+      maxHandshakes: get(['limits', 'maxHandshakes'], DEFAULTS.maxHandshakes),
+      maxHandshakesPerSource: get(['limits', 'maxHandshakesPerSource'], DEFAULTS.maxHandshakesPerSource),
       handshakeTimeoutMs: ms(['limits', 'handshakeTimeout'], DEFAULTS.handshakeTimeout),
       idleTimeoutMs: ms(['limits', 'idleTimeout'], DEFAULTS.idleTimeout),
       drainTimeoutMs: ms(['limits', 'drainTimeout'], DEFAULTS.drainTimeout),

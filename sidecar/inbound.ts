@@ -17,6 +17,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { toTollgateError } from '../common/errors.ts';
+import { budgetAdvice, type BudgetRefusal } from './budget.ts';
 import { certificateFailure, failureReason, type FailureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
@@ -37,7 +38,8 @@ export interface InboundProxyOptions extends ProxyOptions {
 }
 
 const kAcceptedAt = Symbol('tollgate.acceptedAt');
-type RawSocket = net.Socket & { [kAcceptedAt]?: number };
+const kDropped = Symbol('tollgate.dropped');
+type RawSocket = net.Socket & { [kAcceptedAt]?: number; [kDropped]?: boolean };
 
 /**
  * The accepted TCP socket under a server-side TLS socket. Node keeps it as `_parent` (not documented,
@@ -76,12 +78,19 @@ export class InboundProxy extends ProxyListener {
       requestCert: true,
       rejectUnauthorized: true,
       handshakeTimeout: this.limits.handshakeTimeoutMs,
-      allowHalfOpen: true,
+      // Not half-open during the handshake: a peer that closes its side mid-handshake is closed at
+      // once (a half-open socket would keep its slot until the handshake timeout). A spliced
+      // connection turns half-open (#onSecureConnection), so either side may finish sending first.
+      allowHalfOpen: false,
       noDelay: true,
     });
     server.on('connection', (raw: RawSocket) => {
       raw[kAcceptedAt] = performance.now();
       void raw.remoteAddress; // read now, while the socket is open, so refusal logs can name the peer
+      if (!this.admit(raw, true)) {
+        raw[kDropped] = true; // counted and logged once, by dropped()
+        return;
+      }
       this.trackAccepted(raw); // drain and close() must reach connections still in their handshake
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => this.#onSecureConnection(socket));
@@ -96,18 +105,24 @@ export class InboundProxy extends ProxyListener {
     this.#server?.setSecureContext(secureContextOptions(svid, bundle, { minVersion: this.minVersion }));
   }
 
-  protected override dropped(remote: string): void {
-    this.metrics?.inboundConnections.inc({ result: 'refused', reason: 'limit' });
+  protected override dropped(remote: string, reason: BudgetRefusal): void {
+    this.metrics?.inboundConnections.inc({ result: 'refused', reason });
     this.log.warn('inbound connection refused', {
       event: 'inbound_refused',
-      reason: 'limit',
+      reason,
       code: 'TG_RATE_LIMITED',
       remote,
-      error: `${this.limits.maxConnections} connections are open (limits.maxConnections); raise the limit or add replicas`,
+      error: budgetAdvice(reason, this.budget.limits),
     });
   }
 
   #onTlsClientError(err: Error, socket: tls.TLSSocket): void {
+    const raw = rawOf(socket);
+    if (raw) this.budget.handshakeDone(raw);
+    if (raw?.[kDropped]) {
+      socket.destroy();
+      return;
+    }
     // A chain OpenSSL rejected shows up as a hang-up with the verdict in authorizationError.
     const verdict = socket.authorizationError;
     const why = verdict ? certificateFailure(String(verdict)) : failureReason(err);
@@ -117,7 +132,9 @@ export class InboundProxy extends ProxyListener {
   }
 
   #onSecureConnection(socket: tls.TLSSocket): void {
-    const acceptedAt = rawOf(socket)?.[kAcceptedAt] ?? performance.now();
+    const raw = rawOf(socket);
+    if (raw) this.budget.handshakeDone(raw);
+    const acceptedAt = raw?.[kAcceptedAt] ?? performance.now();
     const bundle = this.#o.source.bundle();
     const leaf = peerLeafDer(socket);
     if (!bundle || !leaf) {
@@ -147,6 +164,7 @@ export class InboundProxy extends ProxyListener {
     }
     this.metrics?.handshakeSeconds.observe({ direction: 'inbound' }, (performance.now() - acceptedAt) / 1000);
 
+    socket.allowHalfOpen = true; // spliced from here on: each direction ends on its own
     const app = connectPlainLeg({ host: this.#o.app.host, port: this.#o.app.port, noDelay: true, allowHalfOpen: true });
     const splice = this.splice({ tls: socket, plain: app, acceptedAt });
     splice.peerId = peerId;

@@ -7,6 +7,7 @@ import type net from 'node:net';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
+import { ConnectionBudget, type BudgetRefusal } from './budget.ts';
 import type { Direction, SidecarMetrics } from './metrics.ts';
 import { Splice, type SpliceOwner } from './splice.ts';
 import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
@@ -19,6 +20,8 @@ export interface ProxyOptions {
   /** Default TLSv1.3. */
   readonly minVersion?: TlsMinVersion;
   readonly limits?: ProxyLimits;
+  /** The slots shared by all listeners of one sidecar; default a budget of this listener's own from `limits`. */
+  readonly budget?: ConnectionBudget;
   readonly clock?: Clock;
   readonly logger?: Logger;
   readonly metrics?: SidecarMetrics;
@@ -38,6 +41,7 @@ export abstract class ProxyListener implements SpliceOwner {
   protected readonly clock: Clock;
   protected readonly log: Logger;
   protected readonly metrics: SidecarMetrics | undefined;
+  protected readonly budget: ConnectionBudget;
   readonly #direction: Direction;
   readonly #listen: ProxyOptions['listen'];
   readonly #source: SvidSource;
@@ -58,6 +62,7 @@ export abstract class ProxyListener implements SpliceOwner {
     this.clock = options.clock ?? systemClock;
     this.log = options.logger ?? silentLogger;
     this.metrics = options.metrics;
+    this.budget = options.budget ?? new ConnectionBudget(this.limits);
     this.#direction = options.direction;
     this.#listen = options.listen;
     this.#source = options.source;
@@ -73,8 +78,8 @@ export abstract class ProxyListener implements SpliceOwner {
   protected abstract createServer(svid: Svid, bundle: TrustBundle): net.Server;
   /** Use a new SVID and bundle for connections from now on; throw to keep the current ones. */
   protected abstract installContext(svid: Svid, bundle: TrustBundle): void;
-  /** A connection over limits.maxConnections was dropped; `remote` is "address:port". */
-  protected abstract dropped(remote: string): void;
+  /** A connection over the budget was dropped; `remote` is "address:port". */
+  protected abstract dropped(remote: string, reason: BudgetRefusal): void;
   /** Both legs of a connection closed: count and log it (it is no longer tracked). */
   protected abstract connectionClosed(splice: Splice): void;
 
@@ -95,8 +100,6 @@ export abstract class ProxyListener implements SpliceOwner {
     }
     const server = this.createServer(svid, bundle);
     this.#contextFrom = { svid, bundle };
-    server.maxConnections = this.limits.maxConnections;
-    server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => this.dropped(`${d?.remoteAddress ?? '?'}:${d?.remotePort ?? 0}`));
     server.on('error', (e) => this.log.error(`${direction} listener error`, { event: `${direction}_listener_error`, error: e.message }));
     this.#server = server;
     this.#unsubscribe = this.#source.onChange(() => this.#reloadContext());
@@ -143,6 +146,19 @@ export abstract class ProxyListener implements SpliceOwner {
     for (const s of [...this.#accepted]) s.destroy();
     for (const s of [...this.#splices]) s.destroy();
     this.#finishDrain();
+  }
+
+  /**
+   * Take a slot of the budget for a socket just accepted (and a handshake slot if `handshake`).
+   * Without one the socket is destroyed, counted and logged (dropped()), and false is returned.
+   */
+  protected admit(socket: net.Socket, handshake: boolean): boolean {
+    const refusal = this.budget.admit(socket, { handshake });
+    if (refusal === null) return true;
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    socket.destroy();
+    this.dropped(remote, refusal);
+    return false;
   }
 
   /** Keep `socket` (accepted, still in its handshake) open through a drain; close() destroys it. */

@@ -13,6 +13,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { TollgateError, toTollgateError } from '../common/errors.ts';
 import { parseWorkloadId } from '../pki/spiffe-id.ts';
+import { budgetAdvice, type BudgetRefusal } from './budget.ts';
 import { failureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
@@ -94,11 +95,13 @@ export class OutboundProxy extends ProxyListener {
     this.#context = secureContextFor(svid, bundle, { minVersion: this.minVersion });
   }
 
-  protected override dropped(remote: string): void {
-    this.#failed('refused', { reason: 'limit', code: 'TG_RATE_LIMITED' }, remote, `over limits.maxConnections (${this.limits.maxConnections})`);
+  protected override dropped(remote: string, reason: BudgetRefusal): void {
+    this.#failed('refused', { reason, code: 'TG_RATE_LIMITED' }, remote, budgetAdvice(reason, this.budget.limits));
   }
 
   #onLocal(local: net.Socket): void {
+    // The app on loopback is not a handshake source to budget: only its connection slot counts.
+    if (!this.admit(local, false)) return;
     const acceptedAt = performance.now();
     const context = this.#context;
     if (!context || !this.#o.source.svid() || !this.#o.source.bundle()) {

@@ -9,6 +9,7 @@ import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { readCertificates } from '../pki/pem.ts';
 import { AppExposureCheck } from './app-exposure.ts';
+import { ConnectionBudget } from './budget.ts';
 import type { SidecarConfig } from './config.ts';
 import type { InboundProxy } from './inbound.ts';
 import { SidecarMetrics } from './metrics.ts';
@@ -16,6 +17,7 @@ import { OutboundProxy } from './outbound.ts';
 import type { PolicyWatcher } from './policy-watcher.ts';
 import type { Policy } from './policy.ts';
 import type { SvidSource } from './svid-source.ts';
+import { resolveLimits } from './tls-context.ts';
 import { SvidManager, type CaApi } from './svid-manager.ts';
 import type { CaConnectOptions } from '../pki/ca-connect.ts';
 
@@ -230,7 +232,9 @@ export async function openProxies(
   const log = o.logger;
   // The inbound code is loaded only when the config uses it.
   const Inbound = c.inbound.length > 0 ? (await import('./inbound.ts')).InboundProxy : undefined;
-  const common = { source: o.source, minVersion: c.tls.minVersion, limits: c.limits, clock: o.clock, metrics: o.metrics };
+  // One budget for every listener: limits.maxConnections counts all of them together.
+  const budget = new ConnectionBudget(resolveLimits(c.limits));
+  const common = { source: o.source, minVersion: c.tls.minVersion, limits: c.limits, budget, clock: o.clock, metrics: o.metrics };
   if (Inbound) {
     for (const ib of c.inbound) {
       const proxy = new Inbound({
