@@ -80,7 +80,7 @@ test('parseSidecarConfig: a full file, every key set', () => {
     ],
     policy: { file: '/etc/tollgate/policy/policy.yaml' },
     tls: { minVersion: 'TLSv1.2' },
-    limits: { maxConnections: 500, maxHandshakes: 1000, maxHandshakesPerSource: 100, handshakeTimeoutMs: 5000, idleTimeoutMs: 600_000, drainTimeoutMs: 60_000 },
+    limits: { maxConnections: 500, maxHandshakes: 1000, maxHandshakesPerSource: 100, handshakeTimeoutMs: 5000, idleTimeoutMs: 600_000, maxConnectionAgeMs: 86_400_000, drainTimeoutMs: 60_000 },
     admin: { listen: { host: '0.0.0.0', port: 15021 } },
     log: { level: 'debug' },
     capture: 'iptables',
@@ -98,7 +98,7 @@ test('parseSidecarConfig: defaults', () => {
     outbound: [],
     policy: null,
     tls: { minVersion: 'TLSv1.3' },
-    limits: { maxConnections: 10_000, maxHandshakes: 1000, maxHandshakesPerSource: 100, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000, drainTimeoutMs: 20_000 },
+    limits: { maxConnections: 10_000, maxHandshakes: 1000, maxHandshakesPerSource: 100, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000, maxConnectionAgeMs: 86_400_000, drainTimeoutMs: 20_000 },
     admin: { listen: { host: '127.0.0.1', port: 15020 } },
     log: { level: 'info' },
     capture: 'none',
@@ -267,7 +267,7 @@ test('examples/sidecar.yaml parses, and agrees with examples/policy.yaml', () =>
   assert.equal(authorize(policy, 'spiffe://example.org/ns/shop/sa/web', c.inbound[0]!.appPort).allowed, true);
   // Every key of the schema appears in the example (documented there).
   const text = readFileSync(path, 'utf8');
-  for (const key of ['trustDomain', 'address', 'spiffeId', 'bundleFile', 'bundlePem', 'tokenFile', 'joinToken', 'joinTokenFile', 'ttl', 'listen', 'appPort', 'appHost', 'proxyProtocol', 'upstream', 'file', 'minVersion', 'maxConnections', 'maxHandshakes', 'maxHandshakesPerSource', 'handshakeTimeout', 'idleTimeout', 'drainTimeout', 'level']) {
+  for (const key of ['trustDomain', 'address', 'spiffeId', 'bundleFile', 'bundlePem', 'tokenFile', 'joinToken', 'joinTokenFile', 'ttl', 'listen', 'appPort', 'appHost', 'proxyProtocol', 'upstream', 'file', 'minVersion', 'maxConnections', 'maxHandshakes', 'maxHandshakesPerSource', 'handshakeTimeout', 'idleTimeout', 'maxConnectionAge', 'drainTimeout', 'level']) {
     assert.match(text, new RegExp(`^\\s*(#\\s*)?(- )?${key}:`, 'm'), key);
   }
   // With a join token from the command line instead of the Kubernetes token file.

@@ -65,6 +65,7 @@ export interface SidecarConfig {
     readonly maxHandshakesPerSource: number;
     readonly handshakeTimeoutMs: number;
     readonly idleTimeoutMs: number;
+    readonly maxConnectionAgeMs: number;
     readonly drainTimeoutMs: number;
   };
   readonly admin: { readonly listen: HostPort };
@@ -106,6 +107,7 @@ const DEFAULTS = Object.freeze({
   maxHandshakesPerSource: 100,
   handshakeTimeout: '10s',
   idleTimeout: '1h',
+  maxConnectionAge: '24h',
   drainTimeout: '20s',
   adminListen: '127.0.0.1:15020',
   logLevel: 'info',
@@ -155,6 +157,7 @@ const schema = section(
       maxHandshakesPerSource: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
       handshakeTimeout: duration('a duration such as 10s'),
       idleTimeout: duration('a duration such as 1h'),
+      maxConnectionAge: duration('a duration such as 24h'),
       drainTimeout: duration('a duration such as 20s'),
     }),
     admin: section({ listen: str('the admin address as HOST:PORT, e.g. 127.0.0.1:15020') }),
@@ -323,6 +326,7 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
       maxHandshakesPerSource: get(['limits', 'maxHandshakesPerSource'], DEFAULTS.maxHandshakesPerSource),
       handshakeTimeoutMs: ms(['limits', 'handshakeTimeout'], DEFAULTS.handshakeTimeout),
       idleTimeoutMs: ms(['limits', 'idleTimeout'], DEFAULTS.idleTimeout),
+      maxConnectionAgeMs: ms(['limits', 'maxConnectionAge'], DEFAULTS.maxConnectionAge),
       drainTimeoutMs: ms(['limits', 'drainTimeout'], DEFAULTS.drainTimeout),
     },
     admin: { listen: address(['admin', 'listen'], DEFAULTS.adminListen, true) },

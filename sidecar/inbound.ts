@@ -142,8 +142,9 @@ export class InboundProxy extends ProxyListener {
       return this.#refused({ reason: 'no_client_cert', code: 'TG_SVID_INVALID' }, socket, undefined, 'the peer presented no certificate');
     }
     let peerId: string;
+    let notAfter: number;
     try {
-      peerId = checkPeerLeaf(leaf, { now: this.clock.now(), bundle, usage: 'client' }).id;
+      ({ id: peerId, notAfter } = checkPeerLeaf(leaf, { now: this.clock.now(), bundle, usage: 'client' }));
     } catch (e) {
       socket.destroy();
       const err = toTollgateError(e, 'TG_SVID_INVALID');
@@ -168,7 +169,44 @@ export class InboundProxy extends ProxyListener {
     const app = connectPlainLeg({ host: this.#o.app.host, port: this.#o.app.port, noDelay: true, allowHalfOpen: true });
     const splice = this.splice({ tls: socket, plain: app, acceptedAt });
     splice.peerId = peerId;
+    this.closeBy(splice, notAfter, 'cert_expired'); // authorization lasts no longer than the peer's certificate
     app.once('connect', this.#onAppConnect);
+  }
+
+  /**
+   * The policy changed: close every open connection whose peer it no longer allows on the app port,
+   * counted as {result="closed",reason="policy_revoked"} and logged in one line. Returns how many.
+   */
+  reauthorize(): number {
+    let policy: Policy;
+    try {
+      policy = this.#o.policy();
+    } catch {
+      return 0; // no policy in force: nothing new to apply (new connections are refused)
+    }
+    const port = this.#o.app.port;
+    const peers = new Map<string, string>();
+    let closed = 0;
+    for (const splice of this.openSplices()) {
+      if (splice.peerId === null) continue;
+      const decision = authorize(policy, splice.peerId, port);
+      if (decision.allowed) continue;
+      peers.set(splice.peerId, decision.reason);
+      this.closeConnection(splice, 'policy_revoked');
+      closed++;
+    }
+    if (closed > 0) {
+      this.log.warn('policy change: open connections of peers it no longer allows were closed', {
+        event: 'inbound_revoked',
+        reason: 'policy_revoked',
+        code: 'TG_POLICY_DENIED',
+        policy: policy.source,
+        closed,
+        peers: Object.fromEntries([...peers].slice(0, 20)),
+        error: policyAdvice(policy.source, port, [...peers.values()][0] ?? 'no_rule'),
+      });
+    }
+    return closed;
   }
 
   #appConnected(splice: Splice): void {

@@ -32,6 +32,9 @@ export interface ProxyListenerOptions extends ProxyOptions {
   readonly direction: Direction;
 }
 
+/** Why an open connection was closed by the sidecar (metric reason, with result "closed"). */
+export type DeadlineReason = 'cert_expired' | 'max_age' | 'policy_revoked';
+
 const PROXY_NAME: Record<Direction, string> = { inbound: 'InboundProxy', outbound: 'OutboundProxy' };
 
 export abstract class ProxyListener implements SpliceOwner {
@@ -53,6 +56,9 @@ export abstract class ProxyListener implements SpliceOwner {
   readonly #accepted = new Set<net.Socket>();
   readonly #splices = new Set<Splice>();
   #draining: { resolve: () => void; timer: TimerHandle } | null = null;
+  /** When each open connection must close at the latest (clock time), and why; one timer for all. */
+  readonly #deadlines = new Map<Splice, { at: number; reason: DeadlineReason }>();
+  #deadlineTimer: { at: number; handle: TimerHandle } | null = null;
   #closed = false;
   readonly #onAcceptedClose: (this: net.Socket) => void;
 
@@ -145,7 +151,56 @@ export abstract class ProxyListener implements SpliceOwner {
     this.#server?.close();
     for (const s of [...this.#accepted]) s.destroy();
     for (const s of [...this.#splices]) s.destroy();
+    this.#deadlineTimer?.handle.cancel();
+    this.#deadlineTimer = null;
     this.#finishDrain();
+  }
+
+  /** Connections spliced now (for a subclass that re-checks them, e.g. on a policy change). */
+  protected openSplices(): Splice[] {
+    return [...this.#splices];
+  }
+
+  /** Close an open connection the sidecar no longer lets live; counted as result "closed" with `reason`. */
+  protected closeConnection(splice: Splice, reason: DeadlineReason): void {
+    this.#deadlines.delete(splice);
+    const counter = this.#direction === 'inbound' ? this.metrics?.inboundConnections : this.metrics?.outboundConnections;
+    counter?.inc({ result: 'closed', reason });
+    splice.destroy();
+  }
+
+  /** `splice` must close by `at` (clock ms) at the latest; the earliest deadline set wins. */
+  protected closeBy(splice: Splice, at: number, reason: DeadlineReason): void {
+    const have = this.#deadlines.get(splice);
+    if (have && have.at <= at) return;
+    this.#deadlines.set(splice, { at, reason });
+    if (!this.#deadlineTimer || at < this.#deadlineTimer.at) this.#armDeadlines(at);
+  }
+
+  #armDeadlines(at: number): void {
+    this.#deadlineTimer?.handle.cancel();
+    this.#deadlineTimer = { at, handle: this.clock.setTimer(at - this.clock.now(), () => this.#sweepDeadlines()) };
+  }
+
+  /** One sweep closes every connection past its deadline (logged once), then waits for the next deadline. */
+  #sweepDeadlines(): void {
+    this.#deadlineTimer = null;
+    if (this.#closed) return;
+    const now = this.clock.now();
+    const closed: Record<string, number> = {};
+    let next = Infinity;
+    for (const [splice, d] of [...this.#deadlines]) {
+      if (d.at > now) {
+        next = Math.min(next, d.at);
+        continue;
+      }
+      this.closeConnection(splice, d.reason);
+      closed[d.reason] = (closed[d.reason] ?? 0) + 1;
+    }
+    if (Object.keys(closed).length > 0) {
+      this.log.info('open connections closed at their deadline (peer certificate notAfter or limits.maxConnectionAge)', { event: `${this.#direction}_deadline`, closed });
+    }
+    if (next !== Infinity) this.#armDeadlines(next);
   }
 
   /**
@@ -178,12 +233,18 @@ export abstract class ProxyListener implements SpliceOwner {
       acceptedAt: legs.acceptedAt,
     });
     this.#splices.add(splice);
+    this.closeBy(splice, this.clock.now() + this.limits.maxConnectionAgeMs, 'max_age');
     return splice;
   }
 
   /** @internal Both legs of a connection closed. */
   spliceClosed(splice: Splice): void {
     this.#splices.delete(splice);
+    this.#deadlines.delete(splice);
+    if (this.#deadlines.size === 0) {
+      this.#deadlineTimer?.handle.cancel(); // nothing left to close: no timer waits
+      this.#deadlineTimer = null;
+    }
     this.connectionClosed(splice);
     this.#checkDrained();
   }

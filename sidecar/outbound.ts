@@ -61,6 +61,10 @@ export class OutboundProxy extends ProxyListener {
       if (!bundle) return new TollgateError('TG_UNAVAILABLE', 'no trust bundle', { details: { reason: 'no_svid' } });
       try {
         const id = checkPeerLeaf(cert.raw, { now: this.clock.now(), bundle, usage: 'server' });
+        const socket = (cert as unknown as Partial<LeafOnly>)[kSocket];
+        const splice = socket && spliceOf(socket);
+        // The connection lasts no longer than the upstream's certificate.
+        if (splice) this.closeBy(splice, id.notAfter, 'cert_expired');
         if (id.id !== this.#expectedId) {
           return new TollgateError(
             'TG_SVID_UNTRUSTED',
@@ -169,6 +173,14 @@ export class OutboundProxy extends ProxyListener {
  * (peer-leaf.ts says why not through getPeerX509Certificate()).
  */
 function leafOnly(this: tls.TLSSocket): tls.DetailedPeerCertificate {
-  return { raw: peerLeafDer(this) ?? Buffer.alloc(0) } as tls.DetailedPeerCertificate;
+  const cert: LeafOnly = { raw: peerLeafDer(this) ?? Buffer.alloc(0), [kSocket]: this };
+  return cert as unknown as tls.DetailedPeerCertificate;
+}
+
+/** What leafOnly answers: the leaf and its socket (so checkServerIdentity finds the connection). */
+const kSocket = Symbol('tollgate.socket');
+interface LeafOnly {
+  readonly raw: Buffer;
+  readonly [kSocket]: tls.TLSSocket;
 }
 

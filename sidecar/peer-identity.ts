@@ -18,10 +18,10 @@ export interface PeerLeafCheck {
 }
 
 /**
- * The SPIFFE ID of a verified peer's leaf (DER). Throws TollgateError: TG_SVID_INVALID (profile or
+ * The SPIFFE ID of a verified peer's leaf (DER), with the leaf's notAfter (epoch ms). Throws TollgateError: TG_SVID_INVALID (profile or
  * ID), TG_SVID_EXPIRED (outside its validity), TG_SVID_UNTRUSTED (another trust domain).
  */
-export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId {
+export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId & { readonly notAfter: number } {
   let cert: ParsedCertificate;
   try {
     cert = parseCertificate(leafDer);
@@ -42,5 +42,5 @@ export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId
       { details: { peer_id: id.id } },
     );
   }
-  return id;
+  return { ...id, notAfter: cert.notAfter };
 }

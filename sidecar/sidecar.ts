@@ -89,7 +89,7 @@ export class Sidecar {
     const log = this.#o.logger;
     // Admin first: /healthz answers and /readyz says why not ready while the first SVID is on its way.
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
-    const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
+    const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics, proxies: this.#proxies });
     this.#policyWatcher = watcher;
     this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
     // Only now, with every local check passed, the CA: a join token is single use, and a sidecar that
@@ -183,7 +183,14 @@ export function withExposureNote(r: Readiness, check: AppExposureCheck | null): 
 }
 
 /** The policy of a config, watched for changes; a policy that does not parse at start is fatal (throws). */
-export async function startPolicyWatcher(o: { readonly config: SidecarConfig; readonly clock: Clock; readonly logger: Logger; readonly metrics: SidecarMetrics }): Promise<{ watcher: PolicyWatcher | null; policy: () => Policy }> {
+export async function startPolicyWatcher(o: {
+  readonly config: SidecarConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+  /** Its inbound proxies re-check their open connections against every new policy. */
+  readonly proxies: ProxySet;
+}): Promise<{ watcher: PolicyWatcher | null; policy: () => Policy }> {
   const c = o.config;
   const log = o.logger;
   // A policy that does not parse at start is fatal: there is no good one to keep.
@@ -201,7 +208,11 @@ export async function startPolicyWatcher(o: { readonly config: SidecarConfig; re
     path: c.policy.file,
     ownTrustDomain: c.trustDomain,
     clock: o.clock,
-    onChange: (p) => log.info('policy reloaded', { event: 'policy_reloaded', source: p.source }),
+    onChange: (p) => {
+      log.info('policy reloaded', { event: 'policy_reloaded', source: p.source });
+      // Authorization holds for a connection's whole life: a peer the new policy refuses is cut off now.
+      for (const proxy of o.proxies.inbound) proxy.reauthorize();
+    },
     onError: (e) => {
       o.metrics.configReloadFailures.inc();
       log.error('policy reload refused; the previous policy stays in force', { event: 'policy_reload_failed', code: e.code, error: e.message });

@@ -166,7 +166,7 @@ export class SidecarPrimary {
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
     // Check the policy here too, before the CA: a join token is single use and must not be spent
     // by a sidecar whose workers would all refuse to start.
-    const { watcher } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
+    const { watcher } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics, proxies: emptyProxySet() }); // the workers hold the proxies
     watcher?.close();
     this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
     await this.manager.start();
@@ -343,7 +343,7 @@ export async function runSidecarWorker(o: { readonly config: SidecarConfig; read
     }
   });
   try {
-    const { watcher, policy } = await startPolicyWatcher({ config: c, clock, logger: log, metrics });
+    const { watcher, policy } = await startPolicyWatcher({ config: c, clock, logger: log, metrics, proxies: set });
     reload = () => watcher?.reload();
     sendToPrimary({ tg: 'hello' });
     await firstState;
