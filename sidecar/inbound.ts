@@ -18,7 +18,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { toTollgateError } from '../common/errors.ts';
 import { budgetAdvice, type BudgetRefusal } from './budget.ts';
-import { certificateFailure, failureReason, type FailureReason } from './failure-reason.ts';
+import { certificateFailure, failureReason, reasonText, type FailureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
 import { peerLeafDer } from './peer-leaf.ts';
@@ -107,7 +107,7 @@ export class InboundProxy extends ProxyListener {
 
   protected override dropped(remote: string, reason: BudgetRefusal): void {
     this.metrics?.inboundConnections.inc({ result: 'refused', reason });
-    this.log.warn('inbound connection refused', {
+    this.refusals.warn('inbound connection refused', {
       event: 'inbound_refused',
       reason,
       code: 'TG_RATE_LIMITED',
@@ -126,9 +126,10 @@ export class InboundProxy extends ProxyListener {
     // A chain OpenSSL rejected shows up as a hang-up with the verdict in authorizationError.
     const verdict = socket.authorizationError;
     const why = verdict ? certificateFailure(String(verdict)) : failureReason(err);
-    const detail = verdict ? `${String(verdict)}: the peer's certificate does not verify against this sidecar's trust bundle` : err.message;
     socket.destroy();
-    this.#refused(why, socket, undefined, detail);
+    // OpenSSL's own names and source paths are for debugging, not for the operator's warn line.
+    this.log.debug('inbound handshake error', { event: 'inbound_tls_error', reason: why.reason, internal: why.internal, error: err.message, remote: endpoint(raw ?? socket) });
+    this.#refused(why, socket, undefined, reasonText(why.reason, 'the TLS handshake failed'));
   }
 
   #onSecureConnection(socket: tls.TLSSocket): void {
@@ -251,7 +252,7 @@ export class InboundProxy extends ProxyListener {
 
   #refused(why: FailureReason, socket: tls.TLSSocket, peerId: string | undefined, detail: string): void {
     this.metrics?.inboundConnections.inc({ result: 'refused', reason: why.reason });
-    this.log.warn('inbound connection refused', {
+    this.refusals.warn('inbound connection refused', {
       event: 'inbound_refused',
       reason: why.reason,
       code: why.code,

@@ -9,6 +9,7 @@ import { TollgateError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
 import { ConnectionBudget, type BudgetRefusal } from './budget.ts';
 import type { Direction, SidecarMetrics } from './metrics.ts';
+import { RefusalLog } from './refusal-log.ts';
 import { Splice, type SpliceOwner } from './splice.ts';
 import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
 import { checkMinVersion, resolveLimits, type ProxyLimits, type TlsMinVersion } from './tls-context.ts';
@@ -45,6 +46,8 @@ export abstract class ProxyListener implements SpliceOwner {
   protected readonly log: Logger;
   protected readonly metrics: SidecarMetrics | undefined;
   protected readonly budget: ConnectionBudget;
+  /** Refusal and drop lines, rate-limited per reason (metrics still count every one). */
+  protected readonly refusals: RefusalLog;
   readonly #direction: Direction;
   readonly #listen: ProxyOptions['listen'];
   readonly #source: SvidSource;
@@ -69,6 +72,7 @@ export abstract class ProxyListener implements SpliceOwner {
     this.log = options.logger ?? silentLogger;
     this.metrics = options.metrics;
     this.budget = options.budget ?? new ConnectionBudget(this.limits);
+    this.refusals = new RefusalLog({ logger: this.log, clock: this.clock, direction: options.direction });
     this.#direction = options.direction;
     this.#listen = options.listen;
     this.#source = options.source;
@@ -153,6 +157,7 @@ export abstract class ProxyListener implements SpliceOwner {
     for (const s of [...this.#splices]) s.destroy();
     this.#deadlineTimer?.handle.cancel();
     this.#deadlineTimer = null;
+    this.refusals.close();
     this.#finishDrain();
   }
 

@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { TollgateError, toTollgateError } from '../common/errors.ts';
 import { parseWorkloadId } from '../pki/spiffe-id.ts';
 import { budgetAdvice, type BudgetRefusal } from './budget.ts';
-import { failureReason } from './failure-reason.ts';
+import { failureReason, reasonText, type FailureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
 import { peerLeafDer } from './peer-leaf.ts';
@@ -144,15 +144,23 @@ export class OutboundProxy extends ProxyListener {
         unreachable ? 'error' : 'refused',
         unreachable ? { reason: why.reason === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable', code: why.code } : why,
         `${splice.plain.remoteAddress ?? '127.0.0.1'}:${splice.plain.remotePort ?? 0}`,
-        splice.error?.message ?? 'upstream closed the connection during the handshake',
+        this.#failureText(splice.error, why),
         typeof peerId === 'string' ? peerId : undefined,
       );
     }
   }
 
+  /** The operator's text for a failure: ours and socket errors as they are; OpenSSL's only at debug. */
+  #failureText(err: Error | null, why: FailureReason): string {
+    if (!err) return 'upstream closed the connection during the handshake';
+    if (err instanceof TollgateError || why.reason === 'unreachable') return err.message;
+    this.log.debug('outbound handshake error', { event: 'outbound_tls_error', reason: why.reason, internal: why.internal, error: err.message });
+    return reasonText(why.reason, 'the TLS handshake with the upstream failed');
+  }
+
   #failed(result: 'refused' | 'error', why: { reason: string; code: string }, local: string, detail: string, peerId?: string): void {
     this.metrics?.outboundConnections.inc({ result, reason: why.reason });
-    this.log.warn('outbound connection failed; the app connection was closed', {
+    this.refusals.warn('outbound connection failed; the app connection was closed', {
       event: 'outbound_refused',
       result,
       reason: why.reason,
