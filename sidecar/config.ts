@@ -32,6 +32,8 @@ export interface InboundListener {
   readonly appHost: string;
   /** Send a PROXY protocol v2 header carrying the peer's SPIFFE ID to the app. */
   readonly proxyProtocol: boolean;
+  /** appHost may be a non-loopback address (plaintext then leaves the pod); warned at start. Default false. */
+  readonly allowNonLoopbackApp: boolean;
 }
 
 export interface OutboundListener {
@@ -143,6 +145,7 @@ const schema = section(
       appPort: port("the app's port, e.g. 8080"),
       appHost: str("the app's host, e.g. 127.0.0.1"),
       proxyProtocol: { type: 'boolean', description: 'true or false' },
+      allowNonLoopbackApp: { type: 'boolean', description: 'true or false' },
     }, ['listen', 'appPort'])),
     outbound: list(section({
       listen: str('the local plaintext address as HOST:PORT on loopback, e.g. 127.0.0.1:15001'),
@@ -288,7 +291,14 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     if (isIP(appHost) === 0 && !isHostName(appHost)) {
       throw bad(at('appHost'), `${JSON.stringify(appHost)} is not an IP address or host name; the app normally listens on 127.0.0.1`);
     }
-    return { listen: address(at('listen'), '', true), appPort: get(at('appPort'), 0), appHost, proxyProtocol: get(at('proxyProtocol'), false) };
+    const allowNonLoopbackApp = get(at('allowNonLoopbackApp'), false);
+    if (!allowNonLoopbackApp && !isLoopback(appHost)) {
+      throw bad(
+        at('appHost'),
+        `${appHost} is not a loopback address: the plaintext leg to the app would leave the pod; use 127.0.0.1, or set allowNonLoopbackApp: true on this listener if that is intended`,
+      );
+    }
+    return { listen: address(at('listen'), '', true), appPort: get(at('appPort'), 0), appHost, proxyProtocol: get(at('proxyProtocol'), false), allowNonLoopbackApp };
   });
 
   const outbound: OutboundListener[] = (raw.outbound ?? []).map((_, i) => {

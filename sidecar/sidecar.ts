@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
+import { isLoopback } from '../common/address.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { readCertificates } from '../pki/pem.ts';
@@ -89,6 +90,7 @@ export class Sidecar {
     const log = this.#o.logger;
     // Admin first: /healthz answers and /readyz says why not ready while the first SVID is on its way.
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
+    warnExposedAdmin(c, log);
     const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics, proxies: this.#proxies });
     this.#policyWatcher = watcher;
     this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
@@ -182,6 +184,33 @@ export function withExposureNote(r: Readiness, check: AppExposureCheck | null): 
   return note ? { ready: r.ready, detail: `${r.detail}; ${note}` } : r;
 }
 
+/**
+ * A non-loopback admin listener serves /metrics and /readyz to anyone who can reach the pod: warn at
+ * start. In Kubernetes (KUBERNETES_SERVICE_HOST set) the injector's default 0.0.0.0:15020 is there
+ * for the kubelet's probes, so it is an info line there, a warning anywhere else.
+ */
+export function warnExposedAdmin(c: SidecarConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): void {
+  const host = c.admin.listen.host;
+  if (isLoopback(host)) return;
+  const fields = { event: 'admin_not_loopback', listen: `${host}:${c.admin.listen.port}` };
+  if (env.KUBERNETES_SERVICE_HOST) {
+    log.info('the admin listener is reachable from outside the pod (for the kubelet probes)', fields);
+  } else {
+    log.warn(`the admin listener on ${host} is reachable from other hosts (/metrics, /readyz); use 127.0.0.1 unless something outside must probe it`, fields);
+  }
+}
+
+/** Say, at start, that an inbound listener sends its plaintext leg off the pod (allowNonLoopbackApp). */
+function warnNonLoopbackApp(c: SidecarConfig, log: Logger): void {
+  for (const ib of c.inbound) {
+    if (isLoopback(ib.appHost)) continue;
+    log.warn(`inbound appHost ${ib.appHost} is not loopback (allowNonLoopbackApp): the decrypted traffic to the app leaves the pod in plaintext`, {
+      event: 'app_not_loopback',
+      app: `${ib.appHost}:${ib.appPort}`,
+    });
+  }
+}
+
 /** The policy of a config, watched for changes; a policy that does not parse at start is fatal (throws). */
 export async function startPolicyWatcher(o: {
   readonly config: SidecarConfig;
@@ -243,6 +272,7 @@ export async function openProxies(
   const log = o.logger;
   // The inbound code is loaded only when the config uses it.
   const Inbound = c.inbound.length > 0 ? (await import('./inbound.ts')).InboundProxy : undefined;
+  warnNonLoopbackApp(c, log);
   // One budget for every listener: limits.maxConnections counts all of them together.
   const budget = new ConnectionBudget(resolveLimits(c.limits));
   const common = { source: o.source, minVersion: c.tls.minVersion, limits: c.limits, budget, clock: o.clock, metrics: o.metrics };
