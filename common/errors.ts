@@ -42,6 +42,7 @@ export const ErrorCodes = {
   TG_PROXY_HEADER_INVALID: 'PROXY protocol header is malformed',
   TG_UNAVAILABLE: 'a dependency is unreachable',
   TG_POLICY_DENIED: 'peer is not allowed by policy',
+  TG_TLS_HANDSHAKE: 'the TLS handshake failed (peer closed, wrong protocol or TLS version)',
   TG_CAPTURE_FAILED: 'traffic capture rules could not be applied',
   TG_ANNOTATION_INVALID: 'a tollgate.io annotation of a pod is malformed',
   TG_POD_INVALID: 'the object is not a pod (template) Tollgate can inject',

@@ -8,6 +8,8 @@ import { loadSidecarConfig, loadSidecarConfigFromEnv, parseSidecarConfig, type S
 import { authorize, parsePolicy } from './policy.ts';
 import { TollgateError } from '../common/errors.ts';
 import { certsToPem } from '../pki/pem.ts';
+import { createLogger } from '../common/log.ts';
+import { warnExposedAdmin } from './sidecar.ts';
 import { testChain } from '../pki/test-chain.ts';
 
 const SOURCE = './sidecar.yaml';
@@ -71,8 +73,8 @@ test('parseSidecarConfig: a full file, every key set', () => {
     attestation: { kind: 'k8s', tokenFile: '/var/run/secrets/tokens/tollgate-token' },
     svid: { ttlMs: 30 * 60_000, skewToleranceMs: 300_000 },
     inbound: [
-      { listen: { host: '0.0.0.0', port: 15006 }, appPort: 8080, appHost: 'localhost', proxyProtocol: true },
-      { listen: { host: '::', port: 15007 }, appPort: 9000, appHost: '127.0.0.1', proxyProtocol: false },
+      { listen: { host: '0.0.0.0', port: 15006 }, appPort: 8080, appHost: 'localhost', proxyProtocol: true, allowNonLoopbackApp: false },
+      { listen: { host: '::', port: 15007 }, appPort: 9000, appHost: '127.0.0.1', proxyProtocol: false, allowNonLoopbackApp: false },
     ],
     outbound: [
       { listen: { host: '127.0.0.1', port: 15001 }, upstream: { host: 'orders.shop.svc', port: 15006 }, spiffeId: 'spiffe://example.org/ns/shop/sa/orders' },
@@ -80,7 +82,7 @@ test('parseSidecarConfig: a full file, every key set', () => {
     ],
     policy: { file: '/etc/tollgate/policy/policy.yaml' },
     tls: { minVersion: 'TLSv1.2' },
-    limits: { maxConnections: 500, handshakeTimeoutMs: 5000, idleTimeoutMs: 600_000, drainTimeoutMs: 60_000 },
+    limits: { maxConnections: 500, maxHandshakes: 1000, maxHandshakesPerSource: 100, handshakeTimeoutMs: 5000, idleTimeoutMs: 600_000, maxConnectionAgeMs: 86_400_000, drainTimeoutMs: 60_000 },
     admin: { listen: { host: '0.0.0.0', port: 15021 } },
     log: { level: 'debug' },
     capture: 'iptables',
@@ -98,7 +100,7 @@ test('parseSidecarConfig: defaults', () => {
     outbound: [],
     policy: null,
     tls: { minVersion: 'TLSv1.3' },
-    limits: { maxConnections: 10_000, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000, drainTimeoutMs: 20_000 },
+    limits: { maxConnections: 10_000, maxHandshakes: 1000, maxHandshakesPerSource: 100, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000, maxConnectionAgeMs: 86_400_000, drainTimeoutMs: 20_000 },
     admin: { listen: { host: '127.0.0.1', port: 15020 } },
     log: { level: 'info' },
     capture: 'none',
@@ -204,6 +206,7 @@ const bad: Bad[] = [
   ['appPort out of range', IN('{listen: "0.0.0.0:15006", appPort: 70000}'), 6, /inbound\[0\]\.appPort must be an integer 1\.\.65535, got 70000/],
   ['appPort missing', IN('{listen: "0.0.0.0:15006"}'), 6, /inbound\[0\] has no "appPort"; add the app's port/],
   ['appHost invalid', IN('{listen: "0.0.0.0:15006", appPort: 8080, appHost: "a b"}'), 6, /inbound\[0\]\.appHost "a b" is not an IP address or host name/],
+  ['appHost not loopback', IN('{listen: "0.0.0.0:15006", appPort: 8080, appHost: 10.0.0.5}'), 6, /inbound\[0\]\.appHost 10\.0\.0\.5 is not a loopback address: the plaintext leg to the app would leave the pod; .*allowNonLoopbackApp: true/],
   ['proxyProtocol not a boolean', IN('{listen: "0.0.0.0:15006", appPort: 8080, proxyProtocol: "yes"}'), 6, /inbound\[0\]\.proxyProtocol must be true or false, got "yes"/],
   ['listen as a number', IN('{listen: 15006, appPort: 8080}'), 6, /inbound\[0\]\.listen must be a string \(the mTLS address as HOST:PORT, e\.g\. 0\.0\.0\.0:15006\), got 15006/],
   ['listen port out of range', IN('{listen: "0.0.0.0:99999", appPort: 8080}'), 6, /inbound\[0\]\.listen "0\.0\.0\.0:99999" has no valid port; use 0\.\.65535 \(0 picks a free port\)/],
@@ -276,9 +279,25 @@ test('examples/sidecar.yaml parses, and agrees with examples/policy.yaml', () =>
   assert.equal(authorize(policy, 'spiffe://example.org/ns/shop/sa/web', c.inbound[0]!.appPort).allowed, true);
   // Every key of the schema appears in the example (documented there).
   const text = readFileSync(path, 'utf8');
-  for (const key of ['trustDomain', 'address', 'spiffeId', 'bundleFile', 'bundlePem', 'tokenFile', 'joinToken', 'joinTokenFile', 'ttl', 'listen', 'appPort', 'appHost', 'proxyProtocol', 'upstream', 'file', 'minVersion', 'maxConnections', 'handshakeTimeout', 'idleTimeout', 'drainTimeout', 'level']) {
+  for (const key of ['trustDomain', 'address', 'spiffeId', 'bundleFile', 'bundlePem', 'tokenFile', 'joinToken', 'joinTokenFile', 'ttl', 'listen', 'appPort', 'appHost', 'allowNonLoopbackApp', 'proxyProtocol', 'upstream', 'file', 'minVersion', 'maxConnections', 'maxHandshakes', 'maxHandshakesPerSource', 'handshakeTimeout', 'idleTimeout', 'maxConnectionAge', 'drainTimeout', 'level']) {
     assert.match(text, new RegExp(`^\\s*(#\\s*)?(- )?${key}:`, 'm'), key);
   }
   // With a join token from the command line instead of the Kubernetes token file.
   assert.deepEqual(loadSidecarConfig(path, { joinToken: 'tgjoin.x' }).attestation, { kind: 'join', token: 'tgjoin.x' });
+});
+
+test('appHost off loopback only with allowNonLoopbackApp: true, which start warns about', async () => {
+  const c = parseSidecarConfig(`${HEAD}policy: {file: p.yaml}\ninbound:\n  - {listen: "0.0.0.0:15006", appPort: 8080, appHost: 10.0.0.5, allowNonLoopbackApp: true}\n`, { source: 'sidecar.yaml' });
+  assert.equal(c.inbound[0]!.appHost, '10.0.0.5');
+  assert.equal(c.inbound[0]!.allowNonLoopbackApp, true);
+});
+
+test('a non-loopback admin.listen warns at start outside Kubernetes, is an info line inside', () => {
+  const c = parseSidecarConfig(`${HEAD}admin: {listen: "0.0.0.0:15020"}\n`, { source: 'sidecar.yaml' });
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ out: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) }, level: 'debug' });
+  warnExposedAdmin(c, log, {});
+  warnExposedAdmin(c, log, { KUBERNETES_SERVICE_HOST: '10.96.0.1' });
+  warnExposedAdmin(parseSidecarConfig(HEAD, { source: 'sidecar.yaml' }), log, {});
+  assert.deepEqual(lines.map((l) => [l.event, l.level]), [['admin_not_loopback', 'warn'], ['admin_not_loopback', 'info']]);
 });

@@ -33,6 +33,8 @@ export interface InboundListener {
   readonly appHost: string;
   /** Send a PROXY protocol v2 header carrying the peer's SPIFFE ID to the app. */
   readonly proxyProtocol: boolean;
+  /** appHost may be a non-loopback address (plaintext then leaves the pod); warned at start. Default false. */
+  readonly allowNonLoopbackApp: boolean;
 }
 
 export interface OutboundListener {
@@ -62,8 +64,11 @@ export interface SidecarConfig {
   readonly tls: { readonly minVersion: TlsMinVersion };
   readonly limits: {
     readonly maxConnections: number;
+    readonly maxHandshakes: number;
+    readonly maxHandshakesPerSource: number;
     readonly handshakeTimeoutMs: number;
     readonly idleTimeoutMs: number;
+    readonly maxConnectionAgeMs: number;
     readonly drainTimeoutMs: number;
   };
   readonly admin: { readonly listen: HostPort };
@@ -102,8 +107,11 @@ const DEFAULTS = Object.freeze({
   appHost: '127.0.0.1',
   tlsMinVersion: 'TLSv1.3',
   maxConnections: 10_000,
+  maxHandshakes: 1_000,
+  maxHandshakesPerSource: 100,
   handshakeTimeout: '10s',
   idleTimeout: '1h',
+  maxConnectionAge: '24h',
   drainTimeout: '20s',
   adminListen: '127.0.0.1:15020',
   logLevel: 'info',
@@ -139,6 +147,7 @@ const schema = section(
       appPort: port("the app's port, e.g. 8080"),
       appHost: str("the app's host, e.g. 127.0.0.1"),
       proxyProtocol: { type: 'boolean', description: 'true or false' },
+      allowNonLoopbackApp: { type: 'boolean', description: 'true or false' },
     }, ['listen', 'appPort'])),
     outbound: list(section({
       listen: str('the local plaintext address as HOST:PORT on loopback, e.g. 127.0.0.1:15001'),
@@ -149,8 +158,11 @@ const schema = section(
     tls: section({ minVersion: { type: 'string', enum: ['TLSv1.3', 'TLSv1.2'], description: 'TLSv1.3 or TLSv1.2' } }),
     limits: section({
       maxConnections: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
+      maxHandshakes: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
+      maxHandshakesPerSource: { type: 'integer', minimum: 1, maximum: 10_000_000, description: 'a number of connections' },
       handshakeTimeout: duration('a duration such as 10s'),
       idleTimeout: duration('a duration such as 1h'),
+      maxConnectionAge: duration('a duration such as 24h'),
       drainTimeout: duration('a duration such as 20s'),
     }),
     admin: section({ listen: str('the admin address as HOST:PORT, e.g. 127.0.0.1:15020') }),
@@ -281,7 +293,14 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     if (isIP(appHost) === 0 && !isHostName(appHost)) {
       throw bad(at('appHost'), `${JSON.stringify(appHost)} is not an IP address or host name; the app normally listens on 127.0.0.1`);
     }
-    return { listen: address(at('listen'), '', true), appPort: get(at('appPort'), 0), appHost, proxyProtocol: get(at('proxyProtocol'), false) };
+    const allowNonLoopbackApp = get(at('allowNonLoopbackApp'), false);
+    if (!allowNonLoopbackApp && !isLoopback(appHost)) {
+      throw bad(
+        at('appHost'),
+        `${appHost} is not a loopback address: the plaintext leg to the app would leave the pod; use 127.0.0.1, or set allowNonLoopbackApp: true on this listener if that is intended`,
+      );
+    }
+    return { listen: address(at('listen'), '', true), appPort: get(at('appPort'), 0), appHost, proxyProtocol: get(at('proxyProtocol'), false), allowNonLoopbackApp };
   });
 
   const outbound: OutboundListener[] = (raw.outbound ?? []).map((_, i) => {
@@ -315,8 +334,11 @@ export function parseSidecarConfig(text: string, options: ParseSidecarConfigOpti
     tls: { minVersion: get(['tls', 'minVersion'], DEFAULTS.tlsMinVersion) as TlsMinVersion },
     limits: {
       maxConnections: get(['limits', 'maxConnections'], DEFAULTS.maxConnections),
+      maxHandshakes: get(['limits', 'maxHandshakes'], DEFAULTS.maxHandshakes),
+      maxHandshakesPerSource: get(['limits', 'maxHandshakesPerSource'], DEFAULTS.maxHandshakesPerSource),
       handshakeTimeoutMs: ms(['limits', 'handshakeTimeout'], DEFAULTS.handshakeTimeout),
       idleTimeoutMs: ms(['limits', 'idleTimeout'], DEFAULTS.idleTimeout),
+      maxConnectionAgeMs: ms(['limits', 'maxConnectionAge'], DEFAULTS.maxConnectionAge),
       drainTimeoutMs: ms(['limits', 'drainTimeout'], DEFAULTS.drainTimeout),
     },
     admin: { listen: address(['admin', 'listen'], DEFAULTS.adminListen, true) },

@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TollgateError } from '../common/errors.ts';
-import { certificateFailure, failureReason } from './failure-reason.ts';
+import { certificateFailure, failureReason, reasonText } from './failure-reason.ts';
 
 describe('failureReason', () => {
   const errno = (code: string): Error => Object.assign(new Error(code), { code });
@@ -36,8 +36,25 @@ describe('certificateFailure', () => {
     ['INVALID_PURPOSE', 'svid_invalid', 'TG_SVID_INVALID'],
     ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'untrusted', 'TG_SVID_UNTRUSTED'],
     ['SOMETHING_NEW_FROM_OPENSSL', 'untrusted', 'TG_SVID_UNTRUSTED'],
+    ['PERMITTED_VIOLATION', 'name_constraints', 'TG_SVID_UNTRUSTED'],
+    ['EXCLUDED_VIOLATION', 'name_constraints', 'TG_SVID_UNTRUSTED'],
   ];
   for (const [verdict, reason, code] of cases) {
-    test(`${verdict} → ${reason} (${code})`, () => assert.deepEqual(certificateFailure(verdict), { reason, code }));
+    test(`${verdict} → ${reason} (${code})`, () => assert.deepEqual(certificateFailure(verdict), { reason, code, internal: verdict }));
   }
+});
+
+describe('every failure has a TG_ code and a reason a person reads; OpenSSL names stay internal', () => {
+  const errno = (code: string): Error => Object.assign(new Error(`error:0A0000C7:SSL routines::x (../deps/openssl/openssl/ssl/statem/statem_srvr.c:3517) ${code}`), { code });
+  for (const code of ['ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE', 'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_TLS_HANDSHAKE_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', '']) {
+    test(code || '(no code)', () => {
+      const why = failureReason(errno(code));
+      assert.match(why.code, /^TG_[A-Z_]+$/);
+      assert.equal(why.internal, code || 'ERR_TLS');
+      const text = reasonText(why.reason, '');
+      assert.ok(text.length > 10, `a text for ${why.reason}`);
+      assert.doesNotMatch(text, /ERR_|\.c:|openssl/);
+    });
+  }
+  test('no error (closed mid-handshake) is TG_TLS_HANDSHAKE', () => assert.equal(failureReason(null).code, 'TG_TLS_HANDSHAKE'));
 });

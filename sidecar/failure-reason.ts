@@ -7,8 +7,10 @@ import { isTollgateError, type ErrorCode } from '../common/errors.ts';
 export interface FailureReason {
   /** Metric label, e.g. "untrusted". */
   readonly reason: string;
-  /** A TG_* code where one fits, else the OpenSSL/Node error code. */
+  /** Always a TG_* code (the OpenSSL/Node name, if any, is `internal`, logged at debug only). */
   readonly code: string;
+  /** The OpenSSL verify name or Node/OpenSSL error code behind it, for debug logs. */
+  readonly internal?: string;
 }
 
 /** X509_V_ERR_* names as Node reports them (authorizationError / err.code) for expiry. */
@@ -32,15 +34,46 @@ const CHAIN_ERRORS = new Set([
   'CERT_UNTRUSTED',
   'CERT_REJECTED',
 ]);
+/** X509_V_ERR_* names for a leaf outside its issuer's name constraints (the CA's permitted trust domain). */
+const NAME_CONSTRAINTS = new Set([
+  'PERMITTED_VIOLATION',
+  'EXCLUDED_VIOLATION',
+  'SUBTREE_MINMAX',
+  'UNSUPPORTED_CONSTRAINT_TYPE',
+  'UNSUPPORTED_CONSTRAINT_SYNTAX',
+  'UNSUPPORTED_NAME_SYNTAX',
+  'NAME_CONSTRAINTS_WITHOUT_SANS',
+]);
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
 /** Reason for a certificate verification failure reported by OpenSSL (X509_V_ERR_* name). */
 export function certificateFailure(verifyCode: string): FailureReason {
-  if (EXPIRED.has(verifyCode)) return { reason: 'expired', code: 'TG_SVID_EXPIRED' };
-  if (NOT_YET_VALID.has(verifyCode)) return { reason: 'not_yet_valid', code: 'TG_SVID_EXPIRED' };
+  const internal = verifyCode;
+  if (EXPIRED.has(verifyCode)) return { reason: 'expired', code: 'TG_SVID_EXPIRED', internal };
+  if (NOT_YET_VALID.has(verifyCode)) return { reason: 'not_yet_valid', code: 'TG_SVID_EXPIRED', internal };
   // OpenSSL's purpose check (extKeyUsage lacks serverAuth/clientAuth): the leaf breaks the SVID profile.
-  if (verifyCode === 'INVALID_PURPOSE') return { reason: 'svid_invalid', code: 'TG_SVID_INVALID' };
-  return { reason: 'untrusted', code: 'TG_SVID_UNTRUSTED' };
+  if (verifyCode === 'INVALID_PURPOSE') return { reason: 'svid_invalid', code: 'TG_SVID_INVALID', internal };
+  if (NAME_CONSTRAINTS.has(verifyCode)) return { reason: 'name_constraints', code: 'TG_SVID_UNTRUSTED', internal };
+  return { reason: 'untrusted', code: 'TG_SVID_UNTRUSTED', internal };
+}
+
+/** What a refusal's reason means, for a person reading the log (no OpenSSL internals). */
+const REASON_TEXT: Record<string, string> = {
+  expired: "the peer's certificate has expired",
+  not_yet_valid: "the peer's certificate is not valid yet (check the clocks)",
+  svid_invalid: "the peer's certificate is not a valid X.509-SVID",
+  name_constraints: "the peer's certificate names an identity its issuing CA may not certify (name constraints)",
+  untrusted: "the peer's certificate does not chain to this sidecar's trust bundle",
+  unreachable: 'the address could not be reached',
+  handshake_timeout: 'the peer did not finish the TLS handshake within limits.handshakeTimeout',
+  no_client_cert: 'the peer presented no client certificate; mTLS is required',
+  protocol_version: 'the peer offered no TLS version this sidecar accepts (tls.minVersion)',
+  tls_handshake: 'the TLS handshake failed: the peer closed the connection or does not speak TLS',
+};
+
+/** A person's reading of `reason`, else `fallback`. */
+export function reasonText(reason: string, fallback: string): string {
+  return REASON_TEXT[reason] ?? fallback;
 }
 
 const SVID_REASONS: Partial<Record<ErrorCode, string>> = {
@@ -51,17 +84,18 @@ const SVID_REASONS: Partial<Record<ErrorCode, string>> = {
 
 /** Reason for anything that ended a connection before it was opened. */
 export function failureReason(err: Error | null): FailureReason {
-  if (err === null) return { reason: 'tls_handshake', code: 'ECONNRESET' };
+  if (err === null) return { reason: 'tls_handshake', code: 'TG_TLS_HANDSHAKE', internal: 'ECONNRESET' };
   if (isTollgateError(err)) {
     const detail = err.details.reason;
     if (typeof detail === 'string' && /^[a-z_]+$/.test(detail)) return { reason: detail, code: err.code };
     return { reason: SVID_REASONS[err.code] ?? err.code.slice(3).toLowerCase(), code: err.code };
   }
   const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (EXPIRED.has(code) || NOT_YET_VALID.has(code) || CHAIN_ERRORS.has(code)) return certificateFailure(code);
-  if (UNREACHABLE.has(code)) return { reason: 'unreachable', code };
-  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return { reason: 'handshake_timeout', code };
-  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' || code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return { reason: 'no_client_cert', code };
-  if (/PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|NO_PROTOCOLS_AVAILABLE|VERSION_TOO_LOW/.test(code)) return { reason: 'protocol_version', code };
-  return { reason: 'tls_handshake', code: code || 'ERR_TLS' };
+  const internal = code || 'ERR_TLS';
+  if (EXPIRED.has(code) || NOT_YET_VALID.has(code) || CHAIN_ERRORS.has(code) || NAME_CONSTRAINTS.has(code)) return certificateFailure(code);
+  if (UNREACHABLE.has(code)) return { reason: 'unreachable', code: 'TG_UNAVAILABLE', internal };
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return { reason: 'handshake_timeout', code: 'TG_TIMEOUT', internal };
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' || code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return { reason: 'no_client_cert', code: 'TG_SVID_INVALID', internal };
+  if (/PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|NO_PROTOCOLS_AVAILABLE|VERSION_TOO_LOW/.test(code)) return { reason: 'protocol_version', code: 'TG_TLS_HANDSHAKE', internal };
+  return { reason: 'tls_handshake', code: 'TG_TLS_HANDSHAKE', internal };
 }

@@ -17,7 +17,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { toTollgateError } from '../common/errors.ts';
-import { certificateFailure, failureReason, type FailureReason } from './failure-reason.ts';
+import { budgetAdvice, type BudgetRefusal } from './budget.ts';
+import { certificateFailure, failureReason, reasonText, type FailureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
 import { peerLeafDer } from './peer-leaf.ts';
@@ -37,7 +38,8 @@ export interface InboundProxyOptions extends ProxyOptions {
 }
 
 const kAcceptedAt = Symbol('tollgate.acceptedAt');
-type RawSocket = net.Socket & { [kAcceptedAt]?: number };
+const kDropped = Symbol('tollgate.dropped');
+type RawSocket = net.Socket & { [kAcceptedAt]?: number; [kDropped]?: boolean };
 
 /**
  * The accepted TCP socket under a server-side TLS socket. Node keeps it as `_parent` (not documented,
@@ -76,12 +78,19 @@ export class InboundProxy extends ProxyListener {
       requestCert: true,
       rejectUnauthorized: true,
       handshakeTimeout: this.limits.handshakeTimeoutMs,
-      allowHalfOpen: true,
+      // Not half-open during the handshake: a peer that closes its side mid-handshake is closed at
+      // once (a half-open socket would keep its slot until the handshake timeout). A spliced
+      // connection turns half-open (#onSecureConnection), so either side may finish sending first.
+      allowHalfOpen: false,
       noDelay: true,
     });
     server.on('connection', (raw: RawSocket) => {
       raw[kAcceptedAt] = performance.now();
       void raw.remoteAddress; // read now, while the socket is open, so refusal logs can name the peer
+      if (!this.admit(raw, true)) {
+        raw[kDropped] = true; // counted and logged once, by dropped()
+        return;
+      }
       this.trackAccepted(raw); // drain and close() must reach connections still in their handshake
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => this.#onSecureConnection(socket));
@@ -96,28 +105,37 @@ export class InboundProxy extends ProxyListener {
     this.#server?.setSecureContext(secureContextOptions(svid, bundle, { minVersion: this.minVersion }));
   }
 
-  protected override dropped(remote: string): void {
-    this.metrics?.inboundConnections.inc({ result: 'refused', reason: 'limit' });
-    this.log.warn('inbound connection refused', {
+  protected override dropped(remote: string, reason: BudgetRefusal): void {
+    this.metrics?.inboundConnections.inc({ result: 'refused', reason });
+    this.refusals.warn('inbound connection refused', {
       event: 'inbound_refused',
-      reason: 'limit',
+      reason,
       code: 'TG_RATE_LIMITED',
       remote,
-      error: `${this.limits.maxConnections} connections are open (limits.maxConnections); raise the limit or add replicas`,
+      error: budgetAdvice(reason, this.budget.limits),
     });
   }
 
   #onTlsClientError(err: Error, socket: tls.TLSSocket): void {
+    const raw = rawOf(socket);
+    if (raw) this.budget.handshakeDone(raw);
+    if (raw?.[kDropped]) {
+      socket.destroy();
+      return;
+    }
     // A chain OpenSSL rejected shows up as a hang-up with the verdict in authorizationError.
     const verdict = socket.authorizationError;
     const why = verdict ? certificateFailure(String(verdict)) : failureReason(err);
-    const detail = verdict ? `${String(verdict)}: the peer's certificate does not verify against this sidecar's trust bundle` : err.message;
     socket.destroy();
-    this.#refused(why, socket, undefined, detail);
+    // OpenSSL's own names and source paths are for debugging, not for the operator's warn line.
+    this.log.debug('inbound handshake error', { event: 'inbound_tls_error', reason: why.reason, internal: why.internal, error: err.message, remote: endpoint(raw ?? socket) });
+    this.#refused(why, socket, undefined, reasonText(why.reason, 'the TLS handshake failed'));
   }
 
   #onSecureConnection(socket: tls.TLSSocket): void {
-    const acceptedAt = rawOf(socket)?.[kAcceptedAt] ?? performance.now();
+    const raw = rawOf(socket);
+    if (raw) this.budget.handshakeDone(raw);
+    const acceptedAt = raw?.[kAcceptedAt] ?? performance.now();
     const bundle = this.#o.source.bundle();
     const leaf = peerLeafDer(socket);
     if (!bundle || !leaf) {
@@ -125,8 +143,9 @@ export class InboundProxy extends ProxyListener {
       return this.#refused({ reason: 'no_client_cert', code: 'TG_SVID_INVALID' }, socket, undefined, 'the peer presented no certificate');
     }
     let peerId: string;
+    let notAfter: number;
     try {
-      peerId = checkPeerLeaf(leaf, { now: this.clock.now(), bundle, usage: 'client' }).id;
+      ({ id: peerId, notAfter } = checkPeerLeaf(leaf, { now: this.clock.now(), bundle, usage: 'client' }));
     } catch (e) {
       socket.destroy();
       const err = toTollgateError(e, 'TG_SVID_INVALID');
@@ -147,10 +166,48 @@ export class InboundProxy extends ProxyListener {
     }
     this.metrics?.handshakeSeconds.observe({ direction: 'inbound' }, (performance.now() - acceptedAt) / 1000);
 
+    socket.allowHalfOpen = true; // spliced from here on: each direction ends on its own
     const app = connectPlainLeg({ host: this.#o.app.host, port: this.#o.app.port, noDelay: true, allowHalfOpen: true });
     const splice = this.splice({ tls: socket, plain: app, acceptedAt });
     splice.peerId = peerId;
+    this.closeBy(splice, notAfter, 'cert_expired'); // authorization lasts no longer than the peer's certificate
     app.once('connect', this.#onAppConnect);
+  }
+
+  /**
+   * The policy changed: close every open connection whose peer it no longer allows on the app port,
+   * counted as {result="closed",reason="policy_revoked"} and logged in one line. Returns how many.
+   */
+  reauthorize(): number {
+    let policy: Policy;
+    try {
+      policy = this.#o.policy();
+    } catch {
+      return 0; // no policy in force: nothing new to apply (new connections are refused)
+    }
+    const port = this.#o.app.port;
+    const peers = new Map<string, string>();
+    let closed = 0;
+    for (const splice of this.openSplices()) {
+      if (splice.peerId === null) continue;
+      const decision = authorize(policy, splice.peerId, port);
+      if (decision.allowed) continue;
+      peers.set(splice.peerId, decision.reason);
+      this.closeConnection(splice, 'policy_revoked');
+      closed++;
+    }
+    if (closed > 0) {
+      this.log.warn('policy change: open connections of peers it no longer allows were closed', {
+        event: 'inbound_revoked',
+        reason: 'policy_revoked',
+        code: 'TG_POLICY_DENIED',
+        policy: policy.source,
+        closed,
+        peers: Object.fromEntries([...peers].slice(0, 20)),
+        error: policyAdvice(policy.source, port, [...peers.values()][0] ?? 'no_rule'),
+      });
+    }
+    return closed;
   }
 
   #appConnected(splice: Splice): void {
@@ -195,7 +252,7 @@ export class InboundProxy extends ProxyListener {
 
   #refused(why: FailureReason, socket: tls.TLSSocket, peerId: string | undefined, detail: string): void {
     this.metrics?.inboundConnections.inc({ result: 'refused', reason: why.reason });
-    this.log.warn('inbound connection refused', {
+    this.refusals.warn('inbound connection refused', {
       event: 'inbound_refused',
       reason: why.reason,
       code: why.code,

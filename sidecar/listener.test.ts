@@ -6,6 +6,7 @@ import net from 'node:net';
 import { ManualClock } from '../common/clock.ts';
 import { isTollgateError } from '../common/errors.ts';
 import { metricValue, proxyTestbed, roundTrip, startBackend, testPki, waitFor, WORKLOAD_IDS, type ProxyTestbed } from '../test/helpers/sidecar-fixture.ts';
+import type { BudgetRefusal } from './budget.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { SidecarMetricNames } from './metrics.ts';
 import type { Splice } from './splice.ts';
@@ -33,6 +34,7 @@ class PlainProxy extends ProxyListener {
   protected override createServer(svid: Svid): net.Server {
     this.installed.push(svid);
     return net.createServer({ allowHalfOpen: true }, (client) => {
+      if (!this.admit(client, false)) return;
       if (this.hold) {
         this.held++;
         this.trackAccepted(client);
@@ -49,7 +51,7 @@ class PlainProxy extends ProxyListener {
     this.installed.push(svid);
   }
 
-  protected override dropped(remote: string): void {
+  protected override dropped(remote: string, _reason: BudgetRefusal): void {
     this.drops.push(remote);
   }
 

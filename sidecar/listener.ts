@@ -7,7 +7,9 @@ import type net from 'node:net';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
+import { ConnectionBudget, type BudgetRefusal } from './budget.ts';
 import type { Direction, SidecarMetrics } from './metrics.ts';
+import { RefusalLog } from './refusal-log.ts';
 import { Splice, type SpliceOwner } from './splice.ts';
 import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
 import { checkMinVersion, resolveLimits, type ProxyLimits, type TlsMinVersion } from './tls-context.ts';
@@ -19,6 +21,8 @@ export interface ProxyOptions {
   /** Default TLSv1.3. */
   readonly minVersion?: TlsMinVersion;
   readonly limits?: ProxyLimits;
+  /** The slots shared by all listeners of one sidecar; default a budget of this listener's own from `limits`. */
+  readonly budget?: ConnectionBudget;
   readonly clock?: Clock;
   readonly logger?: Logger;
   readonly metrics?: SidecarMetrics;
@@ -29,6 +33,9 @@ export interface ProxyListenerOptions extends ProxyOptions {
   readonly direction: Direction;
 }
 
+/** Why an open connection was closed by the sidecar (metric reason, with result "closed"). */
+export type DeadlineReason = 'cert_expired' | 'max_age' | 'policy_revoked';
+
 const PROXY_NAME: Record<Direction, string> = { inbound: 'InboundProxy', outbound: 'OutboundProxy' };
 
 export abstract class ProxyListener implements SpliceOwner {
@@ -38,6 +45,9 @@ export abstract class ProxyListener implements SpliceOwner {
   protected readonly clock: Clock;
   protected readonly log: Logger;
   protected readonly metrics: SidecarMetrics | undefined;
+  protected readonly budget: ConnectionBudget;
+  /** Refusal and drop lines, rate-limited per reason (metrics still count every one). */
+  protected readonly refusals: RefusalLog;
   readonly #direction: Direction;
   readonly #listen: ProxyOptions['listen'];
   readonly #source: SvidSource;
@@ -49,6 +59,9 @@ export abstract class ProxyListener implements SpliceOwner {
   readonly #accepted = new Set<net.Socket>();
   readonly #splices = new Set<Splice>();
   #draining: { resolve: () => void; timer: TimerHandle } | null = null;
+  /** When each open connection must close at the latest (clock time), and why; one timer for all. */
+  readonly #deadlines = new Map<Splice, { at: number; reason: DeadlineReason }>();
+  #deadlineTimer: { at: number; handle: TimerHandle } | null = null;
   #closed = false;
   readonly #onAcceptedClose: (this: net.Socket) => void;
 
@@ -58,6 +71,8 @@ export abstract class ProxyListener implements SpliceOwner {
     this.clock = options.clock ?? systemClock;
     this.log = options.logger ?? silentLogger;
     this.metrics = options.metrics;
+    this.budget = options.budget ?? new ConnectionBudget(this.limits);
+    this.refusals = new RefusalLog({ logger: this.log, clock: this.clock, direction: options.direction });
     this.#direction = options.direction;
     this.#listen = options.listen;
     this.#source = options.source;
@@ -73,8 +88,8 @@ export abstract class ProxyListener implements SpliceOwner {
   protected abstract createServer(svid: Svid, bundle: TrustBundle): net.Server;
   /** Use a new SVID and bundle for connections from now on; throw to keep the current ones. */
   protected abstract installContext(svid: Svid, bundle: TrustBundle): void;
-  /** A connection over limits.maxConnections was dropped; `remote` is "address:port". */
-  protected abstract dropped(remote: string): void;
+  /** A connection over the budget was dropped; `remote` is "address:port". */
+  protected abstract dropped(remote: string, reason: BudgetRefusal): void;
   /** Both legs of a connection closed: count and log it (it is no longer tracked). */
   protected abstract connectionClosed(splice: Splice): void;
 
@@ -95,8 +110,6 @@ export abstract class ProxyListener implements SpliceOwner {
     }
     const server = this.createServer(svid, bundle);
     this.#contextFrom = { svid, bundle };
-    server.maxConnections = this.limits.maxConnections;
-    server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => this.dropped(`${d?.remoteAddress ?? '?'}:${d?.remotePort ?? 0}`));
     server.on('error', (e) => this.log.error(`${direction} listener error`, { event: `${direction}_listener_error`, error: e.message }));
     this.#server = server;
     this.#unsubscribe = this.#source.onChange(() => this.#reloadContext());
@@ -142,7 +155,70 @@ export abstract class ProxyListener implements SpliceOwner {
     this.#server?.close();
     for (const s of [...this.#accepted]) s.destroy();
     for (const s of [...this.#splices]) s.destroy();
+    this.#deadlineTimer?.handle.cancel();
+    this.#deadlineTimer = null;
+    this.refusals.close();
     this.#finishDrain();
+  }
+
+  /** Connections spliced now (for a subclass that re-checks them, e.g. on a policy change). */
+  protected openSplices(): Splice[] {
+    return [...this.#splices];
+  }
+
+  /** Close an open connection the sidecar no longer lets live; counted as result "closed" with `reason`. */
+  protected closeConnection(splice: Splice, reason: DeadlineReason): void {
+    this.#deadlines.delete(splice);
+    const counter = this.#direction === 'inbound' ? this.metrics?.inboundConnections : this.metrics?.outboundConnections;
+    counter?.inc({ result: 'closed', reason });
+    splice.destroy();
+  }
+
+  /** `splice` must close by `at` (clock ms) at the latest; the earliest deadline set wins. */
+  protected closeBy(splice: Splice, at: number, reason: DeadlineReason): void {
+    const have = this.#deadlines.get(splice);
+    if (have && have.at <= at) return;
+    this.#deadlines.set(splice, { at, reason });
+    if (!this.#deadlineTimer || at < this.#deadlineTimer.at) this.#armDeadlines(at);
+  }
+
+  #armDeadlines(at: number): void {
+    this.#deadlineTimer?.handle.cancel();
+    this.#deadlineTimer = { at, handle: this.clock.setTimer(at - this.clock.now(), () => this.#sweepDeadlines()) };
+  }
+
+  /** One sweep closes every connection past its deadline (logged once), then waits for the next deadline. */
+  #sweepDeadlines(): void {
+    this.#deadlineTimer = null;
+    if (this.#closed) return;
+    const now = this.clock.now();
+    const closed: Record<string, number> = {};
+    let next = Infinity;
+    for (const [splice, d] of [...this.#deadlines]) {
+      if (d.at > now) {
+        next = Math.min(next, d.at);
+        continue;
+      }
+      this.closeConnection(splice, d.reason);
+      closed[d.reason] = (closed[d.reason] ?? 0) + 1;
+    }
+    if (Object.keys(closed).length > 0) {
+      this.log.info('open connections closed at their deadline (peer certificate notAfter or limits.maxConnectionAge)', { event: `${this.#direction}_deadline`, closed });
+    }
+    if (next !== Infinity) this.#armDeadlines(next);
+  }
+
+  /**
+   * Take a slot of the budget for a socket just accepted (and a handshake slot if `handshake`).
+   * Without one the socket is destroyed, counted and logged (dropped()), and false is returned.
+   */
+  protected admit(socket: net.Socket, handshake: boolean): boolean {
+    const refusal = this.budget.admit(socket, { handshake });
+    if (refusal === null) return true;
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    socket.destroy();
+    this.dropped(remote, refusal);
+    return false;
   }
 
   /** Keep `socket` (accepted, still in its handshake) open through a drain; close() destroys it. */
@@ -162,12 +238,18 @@ export abstract class ProxyListener implements SpliceOwner {
       acceptedAt: legs.acceptedAt,
     });
     this.#splices.add(splice);
+    this.closeBy(splice, this.clock.now() + this.limits.maxConnectionAgeMs, 'max_age');
     return splice;
   }
 
   /** @internal Both legs of a connection closed. */
   spliceClosed(splice: Splice): void {
     this.#splices.delete(splice);
+    this.#deadlines.delete(splice);
+    if (this.#deadlines.size === 0) {
+      this.#deadlineTimer?.handle.cancel(); // nothing left to close: no timer waits
+      this.#deadlineTimer = null;
+    }
     this.connectionClosed(splice);
     this.#checkDrained();
   }

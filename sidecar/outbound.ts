@@ -13,7 +13,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { TollgateError, toTollgateError } from '../common/errors.ts';
 import { parseWorkloadId } from '../pki/spiffe-id.ts';
-import { failureReason } from './failure-reason.ts';
+import { budgetAdvice, type BudgetRefusal } from './budget.ts';
+import { failureReason, reasonText, type FailureReason } from './failure-reason.ts';
 import { ProxyListener, type ProxyOptions } from './listener.ts';
 import { checkPeerLeaf } from './peer-identity.ts';
 import { peerLeafDer } from './peer-leaf.ts';
@@ -60,6 +61,10 @@ export class OutboundProxy extends ProxyListener {
       if (!bundle) return new TollgateError('TG_UNAVAILABLE', 'no trust bundle', { details: { reason: 'no_svid' } });
       try {
         const id = checkPeerLeaf(cert.raw, { now: this.clock.now(), bundle, usage: 'server' });
+        const socket = (cert as unknown as Partial<LeafOnly>)[kSocket];
+        const splice = socket && spliceOf(socket);
+        // The connection lasts no longer than the upstream's certificate.
+        if (splice) this.closeBy(splice, id.notAfter, 'cert_expired');
         if (id.id !== this.#expectedId) {
           return new TollgateError(
             'TG_SVID_UNTRUSTED',
@@ -94,11 +99,13 @@ export class OutboundProxy extends ProxyListener {
     this.#context = secureContextFor(svid, bundle, { minVersion: this.minVersion });
   }
 
-  protected override dropped(remote: string): void {
-    this.#failed('refused', { reason: 'limit', code: 'TG_RATE_LIMITED' }, remote, `over limits.maxConnections (${this.limits.maxConnections})`);
+  protected override dropped(remote: string, reason: BudgetRefusal): void {
+    this.#failed('refused', { reason, code: 'TG_RATE_LIMITED' }, remote, budgetAdvice(reason, this.budget.limits));
   }
 
   #onLocal(local: net.Socket): void {
+    // The app on loopback is not a handshake source to budget: only its connection slot counts.
+    if (!this.admit(local, false)) return;
     const acceptedAt = performance.now();
     const context = this.#context;
     if (!context || !this.#o.source.svid() || !this.#o.source.bundle()) {
@@ -137,15 +144,23 @@ export class OutboundProxy extends ProxyListener {
         unreachable ? 'error' : 'refused',
         unreachable ? { reason: why.reason === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable', code: why.code } : why,
         `${splice.plain.remoteAddress ?? '127.0.0.1'}:${splice.plain.remotePort ?? 0}`,
-        splice.error?.message ?? 'upstream closed the connection during the handshake',
+        this.#failureText(splice.error, why),
         typeof peerId === 'string' ? peerId : undefined,
       );
     }
   }
 
+  /** The operator's text for a failure: ours and socket errors as they are; OpenSSL's only at debug. */
+  #failureText(err: Error | null, why: FailureReason): string {
+    if (!err) return 'upstream closed the connection during the handshake';
+    if (err instanceof TollgateError || why.reason === 'unreachable') return err.message;
+    this.log.debug('outbound handshake error', { event: 'outbound_tls_error', reason: why.reason, internal: why.internal, error: err.message });
+    return reasonText(why.reason, 'the TLS handshake with the upstream failed');
+  }
+
   #failed(result: 'refused' | 'error', why: { reason: string; code: string }, local: string, detail: string, peerId?: string): void {
     this.metrics?.outboundConnections.inc({ result, reason: why.reason });
-    this.log.warn('outbound connection failed; the app connection was closed', {
+    this.refusals.warn('outbound connection failed; the app connection was closed', {
       event: 'outbound_refused',
       result,
       reason: why.reason,
@@ -166,6 +181,14 @@ export class OutboundProxy extends ProxyListener {
  * (peer-leaf.ts says why not through getPeerX509Certificate()).
  */
 function leafOnly(this: tls.TLSSocket): tls.DetailedPeerCertificate {
-  return { raw: peerLeafDer(this) ?? Buffer.alloc(0) } as tls.DetailedPeerCertificate;
+  const cert: LeafOnly = { raw: peerLeafDer(this) ?? Buffer.alloc(0), [kSocket]: this };
+  return cert as unknown as tls.DetailedPeerCertificate;
+}
+
+/** What leafOnly answers: the leaf and its socket (so checkServerIdentity finds the connection). */
+const kSocket = Symbol('tollgate.socket');
+interface LeafOnly {
+  readonly raw: Buffer;
+  readonly [kSocket]: tls.TLSSocket;
 }
 

@@ -14,9 +14,10 @@ describe('checkPeerLeaf', () => {
   const pki = testPki({ now: NOW });
   const leaf = (over: Partial<CertSpec> = {}, id = ID): Buffer => pki.issue(id, over).certChain[0]!;
 
-  test('returns the SPIFFE ID of a valid client leaf', () => {
-    const id = checkPeerLeaf(leaf(), { now: NOW, bundle: pki.bundle, usage: 'client' });
-    assert.deepEqual(id, { trustDomain: 'example.org', path: '/ns/shop/sa/web', id: ID });
+  test('returns the SPIFFE ID and notAfter of a valid client leaf', () => {
+    const der = leaf();
+    const id = checkPeerLeaf(der, { now: NOW, bundle: pki.bundle, usage: 'client' });
+    assert.deepEqual(id, { trustDomain: 'example.org', path: '/ns/shop/sa/web', id: ID, notAfter: parseCertificate(der).notAfter });
   });
 
   test('accepts a leaf without extKeyUsage for either role', () => {

@@ -18,11 +18,12 @@ export interface PeerLeafCheck {
 }
 
 /**
- * The SPIFFE ID of a verified peer's leaf (DER). Throws TollgateError: TG_SVID_INVALID (profile or
- * ID), TG_SVID_EXPIRED (outside its validity), TG_SVID_UNTRUSTED (another trust domain), TG_DENIED
- * (its SPIFFE ID or serial is on the bundle's deny-list; reason `denied`).
+ * The SPIFFE ID of a verified peer's leaf (DER), with the leaf's notAfter (epoch ms). Throws
+ * TollgateError: TG_SVID_INVALID (profile or ID), TG_SVID_EXPIRED (outside its validity),
+ * TG_SVID_UNTRUSTED (another trust domain), TG_DENIED (its SPIFFE ID or serial is on the bundle's
+ * deny-list; reason `denied`).
  */
-export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId {
+export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId & { readonly notAfter: number } {
   let cert: ParsedCertificate;
   try {
     cert = parseCertificate(leafDer);
@@ -47,5 +48,5 @@ export function checkPeerLeaf(leafDer: Buffer, options: PeerLeafCheck): SpiffeId
   if (denied.ids.has(id.id) || denied.serials.has(cert.serialHex.toLowerCase())) {
     throw new TollgateError('TG_DENIED', `peer ${id.id} (serial ${cert.serialHex.toLowerCase()}) is on the CA's deny-list`, { details: { reason: 'denied', peer_id: id.id } });
   }
-  return id;
+  return { ...id, notAfter: cert.notAfter };
 }

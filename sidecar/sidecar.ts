@@ -5,10 +5,12 @@ import { readFileSync } from 'node:fs';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
+import { isLoopback } from '../common/address.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { readCertificates } from '../pki/pem.ts';
 import { AppExposureCheck } from './app-exposure.ts';
+import { ConnectionBudget } from './budget.ts';
 import type { SidecarConfig } from './config.ts';
 import type { InboundProxy } from './inbound.ts';
 import { SidecarMetrics } from './metrics.ts';
@@ -16,6 +18,7 @@ import { OutboundProxy } from './outbound.ts';
 import type { PolicyWatcher } from './policy-watcher.ts';
 import type { Policy } from './policy.ts';
 import type { SvidSource } from './svid-source.ts';
+import { resolveLimits } from './tls-context.ts';
 import { SvidManager, type CaApi } from './svid-manager.ts';
 import type { CaConnectOptions } from '../pki/ca-connect.ts';
 
@@ -87,7 +90,8 @@ export class Sidecar {
     const log = this.#o.logger;
     // Admin first: /healthz answers and /readyz says why not ready while the first SVID is on its way.
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
-    const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
+    warnExposedAdmin(c, log);
+    const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics, proxies: this.#proxies });
     this.#policyWatcher = watcher;
     this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
     // Only now, with every local check passed, the CA: a join token is single use, and a sidecar that
@@ -181,8 +185,42 @@ export function withExposureNote(r: Readiness, check: AppExposureCheck | null): 
   return note ? { ready: r.ready, detail: `${r.detail}; ${note}` } : r;
 }
 
+/**
+ * A non-loopback admin listener serves /metrics and /readyz to anyone who can reach the pod: warn at
+ * start. In Kubernetes (KUBERNETES_SERVICE_HOST set) the injector's default 0.0.0.0:15020 is there
+ * for the kubelet's probes, so it is an info line there, a warning anywhere else.
+ */
+export function warnExposedAdmin(c: SidecarConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): void {
+  const host = c.admin.listen.host;
+  if (isLoopback(host)) return;
+  const fields = { event: 'admin_not_loopback', listen: `${host}:${c.admin.listen.port}` };
+  if (env.KUBERNETES_SERVICE_HOST) {
+    log.info('the admin listener is reachable from outside the pod (for the kubelet probes)', fields);
+  } else {
+    log.warn(`the admin listener on ${host} is reachable from other hosts (/metrics, /readyz); use 127.0.0.1 unless something outside must probe it`, fields);
+  }
+}
+
+/** Say, at start, that an inbound listener sends its plaintext leg off the pod (allowNonLoopbackApp). */
+function warnNonLoopbackApp(c: SidecarConfig, log: Logger): void {
+  for (const ib of c.inbound) {
+    if (isLoopback(ib.appHost)) continue;
+    log.warn(`inbound appHost ${ib.appHost} is not loopback (allowNonLoopbackApp): the decrypted traffic to the app leaves the pod in plaintext`, {
+      event: 'app_not_loopback',
+      app: `${ib.appHost}:${ib.appPort}`,
+    });
+  }
+}
+
 /** The policy of a config, watched for changes; a policy that does not parse at start is fatal (throws). */
-export async function startPolicyWatcher(o: { readonly config: SidecarConfig; readonly clock: Clock; readonly logger: Logger; readonly metrics: SidecarMetrics }): Promise<{ watcher: PolicyWatcher | null; policy: () => Policy }> {
+export async function startPolicyWatcher(o: {
+  readonly config: SidecarConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+  /** Its inbound proxies re-check their open connections against every new policy. */
+  readonly proxies: ProxySet;
+}): Promise<{ watcher: PolicyWatcher | null; policy: () => Policy }> {
   const c = o.config;
   const log = o.logger;
   // A policy that does not parse at start is fatal: there is no good one to keep.
@@ -200,7 +238,11 @@ export async function startPolicyWatcher(o: { readonly config: SidecarConfig; re
     path: c.policy.file,
     ownTrustDomain: c.trustDomain,
     clock: o.clock,
-    onChange: (p) => log.info('policy reloaded', { event: 'policy_reloaded', source: p.source }),
+    onChange: (p) => {
+      log.info('policy reloaded', { event: 'policy_reloaded', source: p.source });
+      // Authorization holds for a connection's whole life: a peer the new policy refuses is cut off now.
+      for (const proxy of o.proxies.inbound) proxy.reauthorize();
+    },
     onError: (e) => {
       o.metrics.configReloadFailures.inc();
       log.error('policy reload refused; the previous policy stays in force', { event: 'policy_reload_failed', code: e.code, error: e.message });
@@ -231,7 +273,10 @@ export async function openProxies(
   const log = o.logger;
   // The inbound code is loaded only when the config uses it.
   const Inbound = c.inbound.length > 0 ? (await import('./inbound.ts')).InboundProxy : undefined;
-  const common = { source: o.source, minVersion: c.tls.minVersion, limits: c.limits, clock: o.clock, metrics: o.metrics };
+  warnNonLoopbackApp(c, log);
+  // One budget for every listener: limits.maxConnections counts all of them together.
+  const budget = new ConnectionBudget(resolveLimits(c.limits));
+  const common = { source: o.source, minVersion: c.tls.minVersion, limits: c.limits, budget, clock: o.clock, metrics: o.metrics };
   if (Inbound) {
     for (const ib of c.inbound) {
       const proxy = new Inbound({

@@ -68,8 +68,9 @@ describe('secure contexts', () => {
 
 describe('limits', () => {
   test('defaults: 10,000 connections, 10 s handshake, 1 h idle', () => {
-    assert.deepEqual(resolveLimits(undefined), { maxConnections: 10_000, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000 });
-    assert.deepEqual(resolveLimits({ idleTimeoutMs: 5 }), { maxConnections: 10_000, handshakeTimeoutMs: 10_000, idleTimeoutMs: 5 });
+    const rest = { maxConnectionAgeMs: 86_400_000, maxHandshakes: 1_000, maxHandshakesPerSource: 100 };
+    assert.deepEqual(resolveLimits(undefined), { maxConnections: 10_000, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000, ...rest });
+    assert.deepEqual(resolveLimits({ idleTimeoutMs: 5 }), { maxConnections: 10_000, handshakeTimeoutMs: 10_000, idleTimeoutMs: 5, ...rest });
   });
   test('refuses non-positive or fractional limits', () => {
     for (const l of [{ maxConnections: 0 }, { handshakeTimeoutMs: -1 }, { idleTimeoutMs: 1.5 }, { maxConnections: Number.NaN }]) {

@@ -45,15 +45,31 @@ export interface ProxyLimits {
   readonly handshakeTimeoutMs?: number;
   /** A connection with no traffic either way for this long is closed. Default 1 h. */
   readonly idleTimeoutMs?: number;
+  /** A connection open this long is closed (it is also closed at its peer certificate's notAfter). Default 24 h. */
+  readonly maxConnectionAgeMs?: number;
+  /** Connections in their TLS handshake at once, all sources together. Default 1,000. */
+  readonly maxHandshakes?: number;
+  /** Connections in their TLS handshake at once from one source address. Default 100. */
+  readonly maxHandshakesPerSource?: number;
 }
 
-export const DEFAULT_LIMITS = { maxConnections: 10_000, handshakeTimeoutMs: 10_000, idleTimeoutMs: 3_600_000 } as const;
+export const DEFAULT_LIMITS = {
+  maxConnections: 10_000,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 3_600_000,
+  maxConnectionAgeMs: 86_400_000,
+  maxHandshakes: 1_000,
+  maxHandshakesPerSource: 100,
+} as const;
 
 export function resolveLimits(limits: ProxyLimits | undefined): Required<ProxyLimits> {
   const out = {
     maxConnections: limits?.maxConnections ?? DEFAULT_LIMITS.maxConnections,
     handshakeTimeoutMs: limits?.handshakeTimeoutMs ?? DEFAULT_LIMITS.handshakeTimeoutMs,
     idleTimeoutMs: limits?.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs,
+    maxConnectionAgeMs: limits?.maxConnectionAgeMs ?? DEFAULT_LIMITS.maxConnectionAgeMs,
+    maxHandshakes: limits?.maxHandshakes ?? DEFAULT_LIMITS.maxHandshakes,
+    maxHandshakesPerSource: limits?.maxHandshakesPerSource ?? DEFAULT_LIMITS.maxHandshakesPerSource,
   };
   for (const [k, v] of Object.entries(out)) {
     if (!Number.isInteger(v) || v <= 0) throw new TollgateError('TG_CONFIG_INVALID', `limits.${k} must be a positive integer, got ${String(v)}`);

@@ -19,7 +19,7 @@ import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { SidecarConfig } from './config.ts';
 import { SidecarMetrics } from './metrics.ts';
-import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, startAppExposureCheck, startPolicyWatcher, withExposureNote, type ListenerInfo } from './sidecar.ts';
+import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, startAppExposureCheck, startPolicyWatcher, warnExposedAdmin, withExposureNote, type ListenerInfo } from './sidecar.ts';
 import type { AppExposureCheck } from './app-exposure.ts';
 import type { SvidManager } from './svid-manager.ts';
 import { SvidHolder, svidOf, trustBundleOf, type Svid, type TrustBundle } from './svid-source.ts';
@@ -172,9 +172,10 @@ export class SidecarPrimary {
   async #start(): Promise<void> {
     const c = this.#o.config;
     this.#admin = await startAdminServer({ host: c.admin.listen.host, port: c.admin.listen.port, registry: this.registry, readiness: () => this.readiness() });
+    warnExposedAdmin(c, this.#log);
     // Check the policy here too, before the CA: a join token is single use and must not be spent
     // by a sidecar whose workers would all refuse to start.
-    const { watcher } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
+    const { watcher } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics, proxies: emptyProxySet() }); // the workers hold the proxies
     watcher?.close();
     this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
     await this.manager.start();
@@ -355,7 +356,7 @@ export async function runSidecarWorker(o: { readonly config: SidecarConfig; read
     }
   });
   try {
-    const { watcher, policy } = await startPolicyWatcher({ config: c, clock, logger: log, metrics });
+    const { watcher, policy } = await startPolicyWatcher({ config: c, clock, logger: log, metrics, proxies: set });
     reload = () => watcher?.reload();
     sendToPrimary({ tg: 'hello' });
     await firstState;

@@ -226,10 +226,12 @@ export function unusedPort(): Promise<number> {
   });
 }
 
-/** A node:tls client presenting `svid` and trusting `pki`'s root; resolves once connected. */
-export function mtlsClient(port: number, pki: TestPki, svid: TestSvid): Promise<tls.TLSSocket> {
+/** A node:tls client presenting `svid` and trusting `pki`'s root (from `localAddress`, e.g. 127.0.0.2, if given); resolves once connected. */
+export function mtlsClient(port: number, pki: TestPki, svid: TestSvid, localAddress?: string): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, ca: pki.rootPem, cert: svid.certChainPem, key: svid.keyPem, checkServerIdentity: () => undefined });
+    // localAddress reaches net.Socket#connect (tls.connect passes its options on) but is missing from the types.
+    const options = { host: '127.0.0.1', port, localAddress, ca: pki.rootPem, cert: svid.certChainPem, key: svid.keyPem, checkServerIdentity: () => undefined };
+    const s = tls.connect(options as tls.ConnectionOptions);
     s.once('secureConnect', () => resolve(s));
     s.once('error', reject);
   });

@@ -63,7 +63,10 @@ export interface Traffic {
   counts(): TrafficCounts;
   /** Wall-clock times (epoch ms) of the failures, for telling which phase they fell in. */
   readonly failedAt: readonly number[];
+  /** The long-lived connection now (reopened after the sidecar closed one at a certificate's notAfter). */
   readonly long: LongLived;
+  /** How many times the long-lived connection was closed under it and reopened. */
+  readonly reopened: number;
   /** Stop and wait for the request in flight; resolves with the final counts. */
   stop(): Promise<TrafficCounts>;
 }
@@ -73,7 +76,8 @@ export interface Traffic {
  * `pingEvery` requests, until stop() or `maxMs` or `maxRequests`, whichever comes first.
  */
 export async function startTraffic(o: { port: number; maxMs: number; maxRequests: number; pingEvery?: number }): Promise<Traffic> {
-  const long = await longLived(o.port);
+  let long = await longLived(o.port);
+  let reopened = 0;
   const failedAt: number[] = [];
   let sent = 0;
   let stopped = false;
@@ -81,7 +85,14 @@ export async function startTraffic(o: { port: number; maxMs: number; maxRequests
   const loop = (async () => {
     while (!stopped && Date.now() < until && sent < o.maxRequests) {
       const n = sent++;
-      const ok = n % (o.pingEvery ?? 20) === 0 ? await long.ping(n).then(() => true, () => false) : await oneRequest(o.port, n);
+      let ok = n % (o.pingEvery ?? 20) === 0 ? await long.ping(n).then(() => true, () => false) : await oneRequest(o.port, n);
+      if (long.closed) {
+        // The sidecars close a connection at its certificates' notAfter (callers check that count):
+        // not a failed request; carry on on a new long-lived connection.
+        ok = true;
+        reopened++;
+        long = await longLived(o.port);
+      }
       if (!ok) failedAt.push(Date.now());
     }
   })();
@@ -89,7 +100,12 @@ export async function startTraffic(o: { port: number; maxMs: number; maxRequests
   return {
     counts,
     failedAt,
-    long,
+    get long() {
+      return long;
+    },
+    get reopened() {
+      return reopened;
+    },
     async stop() {
       stopped = true;
       await loop;
