@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { createIntermediate, createRoot, type Authority } from '../ca/authority.ts';
+import { createIntermediate, createRoot, crossSign, type Authority } from '../ca/authority.ts';
 import { SvidIssuer, type IssuancePolicy } from '../ca/issuer.ts';
 import type { Bundle } from '../ca/service.ts';
 import type { IssuedSvidResponse } from '../common/ca-client.ts';
@@ -21,7 +21,6 @@ import { SidecarMetrics } from './metrics.ts';
 import { backoffDelay, earlyRenewalDelay, renewAt, retryBeforeExpiry, seededRandom } from './renewal.ts';
 import { SvidManager, type SvidManagerOptions } from './svid-manager.ts';
 import { CA_ID, inProcessCa, TD, unavailable, WEB, type InProcessCa } from '../test/helpers/in-process-ca.ts';
-import { endorse } from '../test/helpers/endorse.ts';
 
 const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const T0 = Date.UTC(2026, 2, 1);
@@ -294,7 +293,7 @@ describe('SvidManager with the real CA in-process', () => {
     assert.equal(s.m.bundle()!.version, 1);
     assert.equal((await s.metric('tollgate_sidecar_bundle_rejected_total')).find((m) => m.labels.code === 'TG_BUNDLE_UNENDORSED')?.value, 1);
     // ... and accepted with a cross-signature by the root we trust.
-    ca.service.setBundle({ ...base, version: 3, roots: [base.roots[0]!, extra], endorsements: [await endorse(extraRoot, ca.root)] });
+    ca.service.setBundle({ ...base, version: 3, roots: [base.roots[0]!, extra], endorsements: [await crossSign({ root: extraRoot.certificate, signer: ca.root, trustDomain: TD })] });
     await until(() => s.m.bundle()!.version === 3, 'the pushed bundle');
     // The sidecar reports the bundle it now holds over mTLS, so the CA can count convergence.
     await until(() => ca.calls.some((c) => c.op === 'getBundle' && c.mtls && c.report?.bundle_version === 3), 'the authenticated report');
@@ -347,7 +346,7 @@ describe('SvidManager with the real CA in-process', () => {
     // Prepare: the new root joins the bundle. Activate: the CA issues (and serves) from it.
     const newRoot: Authority = await createRoot({ trustDomain: TD, clock });
     const newInter = await createIntermediate({ trustDomain: TD, root: newRoot, clock });
-    ca.service.setBundle({ ...ca.service.bundle, version: 2, roots: [ca.root.certificate, newRoot.certificate], endorsements: [await endorse(newRoot, ca.root)] });
+    ca.service.setBundle({ ...ca.service.bundle, version: 2, roots: [ca.root.certificate, newRoot.certificate], endorsements: [await crossSign({ root: newRoot.certificate, signer: ca.root, trustDomain: TD })] });
     await until(() => s.m.bundle()!.version === 2, 'prepare');
     assert.equal(s.m.nextRenewalAt(), dueNormally);
     ca.service.setIssuer(new SvidIssuer({ intermediate: newInter, clock }));
