@@ -9,6 +9,7 @@
 //   npm run mutate -- --file pki/csr.ts [--file ...]   chosen files
 //   npm run mutate -- --summary test/mutation-summary.md   also write the markdown summary
 //   npm run mutate -- --report-only     re-read reports/mutation/mutation.json, no run
+//   npm run mutate -- --concurrency 1   fewer parallel test processes (default: stryker.config.json)
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,12 +26,14 @@ const files = [];
 let summary;
 let quick = false;
 let reportOnly = false;
+const passOn = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--quick') quick = true;
   else if (a === '--report-only') reportOnly = true;
   else if (a === '--file' && args[i + 1]) files.push(args[++i]);
   else if (a === '--summary' && args[i + 1]) summary = args[++i];
+  else if (a === '--concurrency' && args[i + 1]) passOn.push('--concurrency', args[++i]);
   else {
     console.error(`mutate: unknown argument ${a}; see the header of scripts/mutate.js`);
     process.exit(2);
@@ -40,7 +43,7 @@ if (quick) files.push(...QUICK);
 
 if (!reportOnly) {
   const stryker = join(root, 'node_modules/@stryker-mutator/core/bin/stryker.js');
-  const run = spawnSync(process.execPath, [stryker, 'run', ...(files.length ? ['--mutate', files.join(',')] : [])], {
+  const run = spawnSync(process.execPath, [stryker, 'run', ...(files.length ? ['--mutate', files.join(',')] : []), ...passOn], {
     cwd: root,
     stdio: 'inherit',
   });
