@@ -12,6 +12,7 @@ import { ManualClock, systemClock } from '../common/clock.ts';
 import net from 'node:net';
 import { mtlsClient, proxyTestbed, roundTrip, startBackend, testPki, waitFor, WORKLOAD_IDS, type TestPki } from '../test/helpers/sidecar-fixture.ts';
 import type { SidecarConfig } from './config.ts';
+import { QUIET_LOG_MS, QUIET_MS } from './deadlines.ts';
 import { InboundProxy, type InboundProxyOptions } from './inbound.ts';
 import { OutboundProxy } from './outbound.ts';
 import { parsePolicy, type Policy } from './policy.ts';
@@ -117,6 +118,7 @@ describe('authorization lasts', () => {
       clock.advance(1_000);
       await waitFor(() => closed, 'the peer connection closed');
       assert.equal(await h.connections('closed', 'max_age'), 1);
+      clock.advance(QUIET_LOG_MS); // it closed at its quiet moment just before: logged with the others a second later
       assert.ok(h.logs.some((l) => l.event === 'inbound_deadline'));
     } finally {
       h.proxy.close();
@@ -144,4 +146,88 @@ describe('authorization lasts', () => {
       await backend.close();
     }
   });
+
+  // Closing at the deadline itself fails whatever request is in flight then; in the window before it
+  // (a tenth of the connection's time left: 6 s of a 60 s maximum age here) the sidecar closes at the
+  // first quiet moment instead. See sidecar/deadlines.ts.
+  describe('closing at a quiet moment before the deadline (limits.maxConnectionAge 60 s, window 6 s)', () => {
+    async function opened(echo: boolean) {
+      const pki = testPki({ now: Date.now() });
+      const backend = await startBackend({ echo });
+      const clock = new ManualClock(Date.now());
+      const policy = parsePolicy(allowing(backend.port, [CLIENT_ID]), { source: 'p.yaml', ownTrustDomain: pki.trustDomain });
+      const h = await startInbound(pki, () => policy, backend.port, { clock, limits: { maxConnectionAgeMs: 60_000 } });
+      const deadline = clock.now() + 60_000;
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
+      const seen = { ended: false, closed: false, error: null as Error | null, data: '' };
+      s.on('data', (d: Buffer) => (seen.data += d.toString()));
+      s.on('end', () => (seen.ended = true));
+      s.on('close', () => (seen.closed = true));
+      s.on('error', (e) => (seen.error = e));
+      await waitFor(() => backend.connections === 1, 'the app connection');
+      const done = async (): Promise<void> => {
+        s.destroy();
+        h.proxy.close();
+        await backend.close();
+      };
+      return { h, s, clock, backend, deadline, seen, done };
+    }
+
+    test('inside the window, the connection closes gracefully right after an answer, before the deadline', async () => {
+      const c = await opened(true);
+      try {
+        c.clock.set(c.deadline - 5_000); // inside the window
+        await roundTrip(c.s, 'request\n'); // the request, then the answer, pass
+        assert.equal(c.seen.closed, false, 'not closed the instant the answer passed');
+        c.clock.advance(QUIET_MS); // nothing moved since: quiet
+        await waitFor(() => c.seen.closed, 'the connection closed');
+        assert.equal(c.seen.ended, true, 'the client got a FIN after close_notify, not a reset');
+        assert.equal(c.seen.error, null);
+        assert.ok(c.clock.now() < c.deadline, 'before the deadline');
+        assert.equal(await c.h.connections('closed', 'max_age'), 1);
+        await waitFor(() => c.backend.sockets[0]?.destroyed === true, 'the app side closed too');
+      } finally {
+        await c.done();
+      }
+    });
+
+    test('a request still unanswered is not cut when the window opens or time passes; the close follows its answer', async () => {
+      const c = await opened(false);
+      try {
+        c.clock.set(c.deadline - 5_000);
+        c.s.write('slow request\n');
+        await waitFor(() => c.backend.bytes === 'slow request\n'.length, 'the request reached the app');
+        c.clock.advance(1_000); // a second of silence with the request unanswered
+        await new Promise((r) => setImmediate(r));
+        assert.equal(c.seen.closed, false, 'an unanswered request keeps the connection open');
+        c.backend.sockets[0]!.write('answer\n');
+        await waitFor(() => c.seen.data === 'answer\n', 'the answer arrived');
+        c.clock.advance(QUIET_MS);
+        await waitFor(() => c.seen.closed, 'closed once the answer passed and all was quiet');
+        assert.equal(c.seen.ended, true);
+        assert.equal(c.seen.data, 'answer\n', 'the whole answer, nothing cut');
+      } finally {
+        await c.done();
+      }
+    });
+
+    test('an idle connection inside the window, and a busy one, close at the deadline itself', async () => {
+      const c = await opened(false);
+      try {
+        c.clock.set(c.deadline - 5_000);
+        c.s.write('unanswered\n');
+        await waitFor(() => c.backend.bytes > 0, 'the request reached the app');
+        c.clock.set(c.deadline - 1);
+        await new Promise((r) => setImmediate(r));
+        assert.equal(c.seen.closed, false, 'open up to the deadline');
+        c.clock.set(c.deadline);
+        await waitFor(() => c.seen.closed, 'closed at the deadline');
+        assert.equal(await c.h.connections('closed', 'max_age'), 1);
+        assert.ok(c.h.logs.some((l) => l.event === 'inbound_deadline' && l.how === 'cut'));
+      } finally {
+        await c.done();
+      }
+    });
+  });
 });
+

@@ -8,6 +8,7 @@ import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
 import { ConnectionBudget, type BudgetRefusal } from './budget.ts';
+import { ConnectionDeadlines, type DeadlineReason } from './deadlines.ts';
 import type { Direction, SidecarMetrics } from './metrics.ts';
 import { RefusalLog } from './refusal-log.ts';
 import { Splice, type SpliceOwner } from './splice.ts';
@@ -33,8 +34,7 @@ export interface ProxyListenerOptions extends ProxyOptions {
   readonly direction: Direction;
 }
 
-/** Why an open connection was closed by the sidecar (metric reason, with result "closed"). */
-export type DeadlineReason = 'cert_expired' | 'max_age' | 'policy_revoked';
+export type { DeadlineReason } from './deadlines.ts';
 
 const PROXY_NAME: Record<Direction, string> = { inbound: 'InboundProxy', outbound: 'OutboundProxy' };
 
@@ -59,9 +59,8 @@ export abstract class ProxyListener implements SpliceOwner {
   readonly #accepted = new Set<net.Socket>();
   readonly #splices = new Set<Splice>();
   #draining: { resolve: () => void; timer: TimerHandle } | null = null;
-  /** When each open connection must close at the latest (clock time), and why; one timer for all. */
-  readonly #deadlines = new Map<Splice, { at: number; reason: DeadlineReason }>();
-  #deadlineTimer: { at: number; handle: TimerHandle } | null = null;
+  /** When each open connection must close at the latest (clock time), and why; closed at a quiet moment before. */
+  readonly #deadlines: ConnectionDeadlines;
   #closed = false;
   readonly #onAcceptedClose: (this: net.Socket) => void;
 
@@ -76,6 +75,18 @@ export abstract class ProxyListener implements SpliceOwner {
     this.#direction = options.direction;
     this.#listen = options.listen;
     this.#source = options.source;
+    this.#deadlines = new ConnectionDeadlines({
+      clock: this.clock,
+      cut: (splice, reason) => this.closeConnection(splice, reason),
+      endedQuietly: (_splice, reason) => this.#countClosed(reason),
+      closed: (closed, how) =>
+        this.log.info(
+          how === 'quiet'
+            ? 'open connections closed gracefully at a quiet moment just before their deadline (peer certificate notAfter or limits.maxConnectionAge)'
+            : 'open connections closed at their deadline (peer certificate notAfter or limits.maxConnectionAge)',
+          { event: `${this.#direction}_deadline`, closed, how },
+        ),
+    });
     // One listener for every accepted socket (not a closure per connection).
     const self = this;
     this.#onAcceptedClose = function (this: net.Socket) {
@@ -155,8 +166,7 @@ export abstract class ProxyListener implements SpliceOwner {
     this.#server?.close();
     for (const s of [...this.#accepted]) s.destroy();
     for (const s of [...this.#splices]) s.destroy();
-    this.#deadlineTimer?.handle.cancel();
-    this.#deadlineTimer = null;
+    this.#deadlines.close();
     this.refusals.close();
     this.#finishDrain();
   }
@@ -169,43 +179,18 @@ export abstract class ProxyListener implements SpliceOwner {
   /** Close an open connection the sidecar no longer lets live; counted as result "closed" with `reason`. */
   protected closeConnection(splice: Splice, reason: DeadlineReason): void {
     this.#deadlines.delete(splice);
-    const counter = this.#direction === 'inbound' ? this.metrics?.inboundConnections : this.metrics?.outboundConnections;
-    counter?.inc({ result: 'closed', reason });
+    this.#countClosed(reason);
     splice.destroy();
   }
 
-  /** `splice` must close by `at` (clock ms) at the latest; the earliest deadline set wins. */
+  #countClosed(reason: DeadlineReason): void {
+    const counter = this.#direction === 'inbound' ? this.metrics?.inboundConnections : this.metrics?.outboundConnections;
+    counter?.inc({ result: 'closed', reason });
+  }
+
+  /** `splice` must close by `at` (clock ms) at the latest; the earliest deadline set wins. See deadlines.ts. */
   protected closeBy(splice: Splice, at: number, reason: DeadlineReason): void {
-    const have = this.#deadlines.get(splice);
-    if (have && have.at <= at) return;
-    this.#deadlines.set(splice, { at, reason });
-    if (!this.#deadlineTimer || at < this.#deadlineTimer.at) this.#armDeadlines(at);
-  }
-
-  #armDeadlines(at: number): void {
-    this.#deadlineTimer?.handle.cancel();
-    this.#deadlineTimer = { at, handle: this.clock.setTimer(at - this.clock.now(), () => this.#sweepDeadlines()) };
-  }
-
-  /** One sweep closes every connection past its deadline (logged once), then waits for the next deadline. */
-  #sweepDeadlines(): void {
-    this.#deadlineTimer = null;
-    if (this.#closed) return;
-    const now = this.clock.now();
-    const closed: Record<string, number> = {};
-    let next = Infinity;
-    for (const [splice, d] of [...this.#deadlines]) {
-      if (d.at > now) {
-        next = Math.min(next, d.at);
-        continue;
-      }
-      this.closeConnection(splice, d.reason);
-      closed[d.reason] = (closed[d.reason] ?? 0) + 1;
-    }
-    if (Object.keys(closed).length > 0) {
-      this.log.info('open connections closed at their deadline (peer certificate notAfter or limits.maxConnectionAge)', { event: `${this.#direction}_deadline`, closed });
-    }
-    if (next !== Infinity) this.#armDeadlines(next);
+    this.#deadlines.set(splice, at, reason);
   }
 
   /**
@@ -246,10 +231,6 @@ export abstract class ProxyListener implements SpliceOwner {
   spliceClosed(splice: Splice): void {
     this.#splices.delete(splice);
     this.#deadlines.delete(splice);
-    if (this.#deadlines.size === 0) {
-      this.#deadlineTimer?.handle.cancel(); // nothing left to close: no timer waits
-      this.#deadlineTimer = null;
-    }
     this.connectionClosed(splice);
     this.#checkDrained();
   }

@@ -28,6 +28,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { TollgateError } from '../common/errors.ts';
 
+/** Told of a chunk passed on while a connection is watched: from the responder (true) or the initiator. */
+export type ActivityWatch = (splice: Splice, fromResponder: boolean) => void;
+
 /** The one that tracks a Splice hears once, when both legs have closed. */
 export interface SpliceOwner {
   spliceClosed(splice: Splice): void;
@@ -113,6 +116,8 @@ export class Splice {
   #earlyEnd = false;
   /** The created leg stopped reading until the other leg drains. */
   #awaitingDrain = false;
+  /** Told of every chunk either way while the connection waits for a quiet moment to close (deadlines.ts). */
+  #watch: ActivityWatch | null = null;
 
   constructor(options: SpliceOptions) {
     this.tls = options.tls;
@@ -177,6 +182,36 @@ export class Splice {
     return this.#openLegs === 0;
   }
 
+  /** Nothing is waiting to be written on either leg. */
+  get flushed(): boolean {
+    return this.tls.writableLength === 0 && this.plain.writableLength === 0;
+  }
+
+  /** Close gracefully: FIN (and TLS close_notify) on both legs, after what each still has to write. */
+  end(): void {
+    this.tls.end();
+    this.plain.end();
+  }
+
+  /**
+   * Report every chunk to `watch` (null: stop): from the responder (the created leg, read by forward())
+   * or from the initiator (the accepted leg, which the proxy reads with pipe()). A connection with no
+   * created leg cannot tell the two apart and reports nothing.
+   */
+  watchActivity(watch: ActivityWatch | null): void {
+    const created = this.#created;
+    if (!created) return;
+    const accepted = created === this.tls ? this.plain : this.tls;
+    if (watch && !this.#watch) accepted.on('data', onWatchedInitiatorData);
+    if (!watch && this.#watch) accepted.off('data', onWatchedInitiatorData);
+    this.#watch = watch;
+  }
+
+  /** @internal The accepted leg (the initiator's side) read a chunk while watched. */
+  initiatorSpoke(): void {
+    this.#watch?.(this, false);
+  }
+
   /**
    * @internal The created leg read `n` bytes into `buf` (`shared` or this connection's own buffer).
    * Returns false to stop reading (Node calls readStop), until open() or the other leg's 'drain'.
@@ -198,6 +233,7 @@ export class Splice {
       if (intoPlain && this.#passedOne) this.#own ??= Buffer.allocUnsafe(OWN_BUFFER_BYTES);
       this.#passedOne = true;
       this.#awaitingDrain = !more;
+      if (this.#watch) this.#watch(this, true);
     }
     chosen = this.#own ?? shared;
     return more;
@@ -248,6 +284,10 @@ function onCreatedLegEnd(this: Leg): void {
 
 function onOtherLegDrain(this: Leg): void {
   this[kSplice]?.otherLegDrained();
+}
+
+function onWatchedInitiatorData(this: Leg): void {
+  this[kSplice]?.initiatorSpoke();
 }
 
 function onLegError(this: Leg, err: Error): void {
