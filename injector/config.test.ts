@@ -113,3 +113,9 @@ test('examples/injector.yaml parses and documents every key', async () => {
   const { source: _b, ...defaults } = parse('trustDomain: cluster.local\ncaAddress: tollgate-ca.tollgate-system.svc:8443\nimage: ghcr.io/tollgate/tollgate:0.1.0\n');
   assert.deepEqual(fromFile, defaults);
 });
+
+test('the injector config schema is valid JSON Schema (start-up compiles it without the meta-schema)', async () => {
+  const { metaSchemaErrors } = await import('../common/yaml-source.ts');
+  const { schema } = await import('./config.ts');
+  assert.deepEqual(metaSchemaErrors(schema), []);
+});

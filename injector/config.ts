@@ -2,11 +2,10 @@
 // into a deeply frozen, fully defaulted InjectorConfig. Two front ends share one check: a YAML file
 // (errors name the file and line, as the sidecar config does) and the flags of `tollgate inject`
 // (errors name the flag). Unknown keys are errors: a misspelt key would leave a default in force.
-import { Ajv } from 'ajv';
 import { formatHostPort, parseHostPort } from '../common/address.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Level } from '../common/log.ts';
-import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
+import { YamlSource, compileConfigSchema, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
 import { caSpiffeId as reservedCaId, isReservedId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
 
 export type Capture = 'iptables' | 'none';
@@ -62,7 +61,7 @@ const quantities: object = {
   description: 'a mapping of resource names to quantities, e.g. {cpu: 50m, memory: 64Mi}',
 };
 
-const schema = {
+export const schema = {
   type: 'object',
   additionalProperties: false,
   required: ['trustDomain', 'caAddress', 'image'],
@@ -86,7 +85,7 @@ const schema = {
 };
 
 type Raw = Record<string, unknown> & { trustDomain: string; caAddress: string; image: string };
-const validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile<Raw>(schema);
+const validate = compileConfigSchema<Raw>(schema, { allowUnionTypes: true });
 
 const MESSAGES: SchemaMessageOptions = {
   root: 'the injector config',

@@ -65,3 +65,19 @@ test('unreadable /proc/net/tcp turns the check off with one warning', () => {
   assert.deepEqual(s.check.exposed, []);
   s.check.close();
 });
+
+test('startSoon: the first check runs on the next turn of the clock (off the start-to-ready path), then every interval', () => {
+  let reads = 0;
+  const texts = { current: { ipv4: HEAD + ANY_8080, ipv6: HEAD6 } };
+  const s = setup({ get current() { reads++; return texts.current; } });
+  s.check.startSoon();
+  assert.equal(reads, 0, 'nothing read before the clock turns');
+  s.clock.advance(0);
+  assert.equal(reads, 1);
+  assert.deepEqual(s.check.exposed, [{ port: 8080, addresses: ['0.0.0.0'] }]);
+  s.clock.advance(30_000);
+  assert.equal(reads, 2);
+  s.check.close();
+  s.clock.advance(60_000);
+  assert.equal(reads, 2, 'close() stops it');
+});

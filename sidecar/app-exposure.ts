@@ -77,6 +77,11 @@ export class AppExposureCheck {
     this.#timer = this.#o.clock.setTimer(every, tick);
   }
 
+  /** start() on the next turn of the clock: the first check stays off the sidecar's start-to-ready path. */
+  startSoon(): void {
+    this.#timer = this.#o.clock.setTimer(0, () => this.start());
+  }
+
   check(): readonly ExposedPort[] {
     const texts = this.#read();
     if (texts.ipv4 === null && texts.ipv6 === null) {

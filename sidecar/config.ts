@@ -8,7 +8,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { Ajv } from 'ajv';
 import { isHostName, isLoopback, isWildcard, parseHostPort, type HostPort } from '../common/address.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
@@ -16,7 +15,7 @@ import { readSecretFile } from '../common/secret.ts';
 import type { Level } from '../common/log.ts';
 import { pemToCertDers } from '../pki/pem.ts';
 import { isReservedId, parseTrustDomain, parseWorkloadId } from '../pki/spiffe-id.ts';
-import { YamlSource, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
+import { YamlSource, compileConfigSchema, deepFreeze, pathText, readSourceFile, schemaFailure, shown, type SchemaMessageOptions } from '../common/yaml-source.ts';
 
 export type { HostPort };
 
@@ -127,7 +126,7 @@ const port = (description: string): object => ({ type: 'integer', minimum: 1, ma
 const list = (items: object): object => ({ type: 'array', items });
 const section = (properties: Record<string, object>, required: string[] = [], description?: string): object => ({ type: 'object', additionalProperties: false, required, properties, ...(description ? { description } : {}) });
 
-const schema = section(
+export const schema = section(
   {
     trustDomain: str('the trust domain of this workload, e.g. example.org'),
     ca: section({
@@ -184,7 +183,7 @@ interface Raw {
   policy?: Section;
 }
 
-const validate = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile<Raw>(schema);
+const validate = compileConfigSchema<Raw>(schema, { allowUnionTypes: true });
 
 const ROOT = 'the config';
 const MESSAGES: SchemaMessageOptions = {

@@ -22,10 +22,10 @@
 // segment, and `**` does not exist. A pattern's trust domain must be one of the accepted trust domains.
 // Default deny: a port without a section and without `default` allows nobody.
 import { isMap, isScalar, type Node } from 'yaml';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { TollgateError } from '../common/errors.ts';
 import { parseSpiffeId, parseTrustDomain } from '../pki/spiffe-id.ts';
-import { YamlSource, deepFreeze, pathText, pointerSteps, unknownKeyMessage } from '../common/yaml-source.ts';
+import { YamlSource, compileConfigSchema, deepFreeze, pathText, pointerSteps, unknownKeyMessage } from '../common/yaml-source.ts';
 
 // The parsed policy types live here, where they are built (policy.ts imports this file, never the
 // reverse, so the two stay free of import cycles); policy.ts re-exports them.
@@ -75,7 +75,7 @@ const sectionSchema = {
   properties: { allow: { type: 'array', items: { type: 'string' } } },
 };
 
-const policySchema = {
+export const policySchema = {
   type: 'object',
   additionalProperties: false,
   required: ['ports'],
@@ -97,7 +97,7 @@ interface RawPolicy {
   default?: RawSection;
 }
 
-const validate = new Ajv({ allErrors: true, verbose: true, strict: true }).compile<RawPolicy>(policySchema);
+const validate = compileConfigSchema<RawPolicy>(policySchema);
 
 const ROOT = 'the policy';
 const TYPE_WORDS: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string' };

@@ -175,7 +175,7 @@ export function startAppExposureCheck(o: { readonly config: SidecarConfig; reado
   const c = o.config;
   if (c.capture !== 'none' || c.inbound.length === 0 || process.platform !== 'linux') return null;
   const check = new AppExposureCheck({ appPorts: c.inbound.map((i) => i.appPort), clock: o.clock, logger: o.logger.child({ component: 'app-exposure' }), gauge: o.metrics.appPortsExposed });
-  check.start();
+  check.startSoon(); // reading /proc/net/tcp takes ms per thousand sockets: not before the ready line
   return check;
 }
 
