@@ -77,6 +77,23 @@ test('a bundle is used while its inputs are unchanged and rebuilt after any edit
   }
 });
 
+test('the bundle is ASCII only, so V8 holds its source as one byte per character, and text survives', async () => {
+  const tmp = tempDir('tollgate-bundle-');
+  try {
+    const root = tmp.dir;
+    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+    // A comment esbuild keeps (inside an object literal, as in ca/runtime.ts) and a string, both non-ASCII.
+    writeFileSync(join(root, 'main.ts'), "const o = {\n  // end → end, §4, 😀\n  text: 'a → b — ü 😀',\n};\nexport const value: string = o.text;\nexport const depUrl = '';\n");
+    const where = { root, entry: 'main.ts', out: join(root, 'dist', 'main.cjs') };
+    await buildBundle(where);
+    const bytes = readFileSync(where.out);
+    assert.equal(bytes.findIndex((b) => b > 0x7f), -1, 'no byte above 0x7f');
+    assert.equal(loadBundle(where.out, { cacheKey: 't' }).exports.value, 'a → b — ü 😀');
+  } finally {
+    tmp.cleanup();
+  }
+});
+
 function cli(args: string[], mode: '0' | '1'): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, TOLLGATE_BUNDLE: mode } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
