@@ -75,7 +75,7 @@ export const DEFAULT_LIMITS = {
   perIdentity: { perSecond: 1, burst: 20 },
 } as const;
 
-const CSR_CACHE_SIZE = 20_000;
+export const CSR_CACHE_SIZE = 20_000;
 
 
 
@@ -141,6 +141,11 @@ export class CaService {
 
   get watcherCount(): number {
     return this.#watchers.size;
+  }
+
+  /** Sizes of the in-memory tables requests grow (each bounded), for tests and diagnostics. */
+  tableSizes(): { byAddress: number; byIdentity: number; lineage: number; verifiedCsrs: number } {
+    return { byAddress: this.#byAddress.size, byIdentity: this.#byIdentity.size, lineage: this.#lineage.size, verifiedCsrs: this.#csrCache.size };
   }
 
   /**
