@@ -8,7 +8,6 @@
 // and the tables requests grow stay within their bounds. Time is a ManualClock moved between calls.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +18,6 @@ import * as grpc from '@grpc/grpc-js';
 import { ManualClock } from '../common/clock.ts';
 import { ERROR_CODE_KEY } from '../common/ca-api.ts';
 import { ErrorCodes, TollgateError } from '../common/errors.ts';
-import { createCsr } from '../pki/csr.ts';
 import { caSpiffeId, isReservedId } from '../pki/spiffe-id.ts';
 import { verifySvidChain } from '../pki/svid-validate.ts';
 import { buildCert, leafFrom, p256, testChain, type CertSpec } from '../pki/test-chain.ts';
@@ -34,6 +32,7 @@ import { grpcStatusFor, toServiceError } from './grpc-errors.ts';
 import { SvidIssuer } from './issuer.ts';
 import { CaMetrics } from './metrics.ts';
 import { CaService, CSR_CACHE_SIZE, type IssueRequest } from './service.ts';
+import { csrArb, flip, garbageTokenArb, k8sNameArb, ttlArb } from '../test/helpers/ca-arbitraries.ts';
 
 const TD = 'example.org';
 const K8S_ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -71,32 +70,9 @@ const service = new CaService({
   limits: { perAddress: { perSecond: 0.001, burst: 20 }, perIdentity: { perSecond: 0.01, burst: 3 }, maxKeys: MAX_KEYS },
 });
 
-// ---- CSRs ----
-const goodCsrs = Array.from({ length: 4 }, () => createCsr(p256().key));
-const wrongKeyCsrs = [
-  createCsr(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey),
-  createCsr(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey),
-  createCsr(generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey),
-];
-const flip = (b: Buffer, i: number, x: number): Buffer => {
-  const c = Buffer.from(b);
-  c[i % c.length]! ^= x;
-  return c;
-};
-const csrArb = fc.oneof(
-  { arbitrary: fc.constantFrom(...goodCsrs), weight: 4 },
-  fc.constantFrom(...wrongKeyCsrs),
-  fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a)),
-  fc.tuple(fc.constantFrom(...goodCsrs), fc.nat()).map(([c, n]) => c.subarray(0, n % c.length)),
-  fc.tuple(fc.constantFrom(...goodCsrs), fc.nat(), fc.integer({ min: 1, max: 255 })).map(([c, i, x]) => flip(c, i, x)),
-  // DER headers that promise more than they hold, and sizes around the cap.
-  fc.constantFrom(Buffer.alloc(0), Buffer.from('3084ffffffff', 'hex'), Buffer.from('3080', 'hex'), Buffer.alloc(4097, 0x30), Buffer.alloc(64 * 1024, 0xff)),
-);
+const { arb: csrs } = csrArb();
 
 // ---- tokens: specs, turned into strings inside the property (signing is async) ----
-const b64u = fc.stringMatching(/^[A-Za-z0-9_-]{0,60}$/);
-const b64json = fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v)).toString('base64url'));
-const k8sName = fc.oneof(fc.constantFrom('shop', 'web', 'a', 'tollgate', '..', '.', '', 'a/b', 'UPPER', 'x'.repeat(300)), fc.string({ maxLength: 20 }));
 type TokenSpec =
   | { kind: 'none' }
   | { kind: 'text'; value: string }
@@ -106,14 +82,7 @@ type TokenSpec =
   | { kind: 'k8s'; key: 'cluster' | 'stranger'; iss: string; aud: unknown; expIn: number; ns: string; sa: string; pod: boolean; alg: 'ES256' | 'none' };
 const tokenArb: fc.Arbitrary<TokenSpec> = fc.oneof(
   fc.constant({ kind: 'none' as const }),
-  fc.oneof(
-    fc.string({ maxLength: 80 }),
-    fc.tuple(b64u, b64u, b64u).map(([a, b, c]) => `${a}.${b}.${c}`),
-    fc.tuple(b64json, b64json, b64u).map(([a, b, c]) => `${a}.${b}.${c}`),
-    b64u.map((s) => `tgjoin.${s}`),
-    fc.stringMatching(/^tgjoin\.[A-Za-z0-9_-]{43}$/),
-    fc.constant('x'.repeat(17 * 1024)),
-  ).map((value) => ({ kind: 'text' as const, value })),
+  garbageTokenArb.map((value) => ({ kind: 'text' as const, value })),
   fc.record({ kind: fc.constant('join' as const), id: fc.constantFrom(...IDS), ttlMs: fc.constantFrom(1, 60_000, 600_000) }),
   fc.constant({ kind: 'join-reused' as const }),
   fc.record({
@@ -127,8 +96,8 @@ const tokenArb: fc.Arbitrary<TokenSpec> = fc.oneof(
     iss: fc.constantFrom(K8S_ISSUER, 'https://evil.example'),
     aud: fc.constantFrom('tollgate-ca', ['tollgate-ca', 'x'], 'other', [], undefined),
     expIn: fc.integer({ min: -7200, max: 7200 }),
-    ns: k8sName,
-    sa: k8sName,
+    ns: k8sNameArb,
+    sa: k8sNameArb,
     pod: fc.boolean(),
     alg: fc.constantFrom('ES256' as const, 'none' as const),
   }), weight: 2 },
@@ -223,10 +192,10 @@ function chainOf(c: { spec: ChainSpec; extra: Buffer[] }): { chain: Buffer[] | u
 
 const requestArb = fc.record({
   advanceMs: fc.oneof({ arbitrary: fc.constant(0), weight: 4 }, fc.nat({ max: 60_000 }), fc.nat({ max: 3600_000 })),
-  csr: csrArb,
+  csr: csrs,
   token: tokenArb,
   chain: chainArb,
-  ttlSeconds: fc.option(fc.oneof(fc.constantFrom(0, 1, 4, 5, 6, 3600, 86_400, 86_401, 2 ** 32 - 1), fc.nat({ max: 2 ** 32 - 1 })), { nil: undefined }),
+  ttlSeconds: ttlArb,
   peerAddress: fc.oneof({ arbitrary: fc.constantFrom('10.0.0.1', '127.0.0.1', '::1', '::ffff:10.0.0.1'), weight: 6 }, fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 30 })),
   report: fc.option(fc.record({ bundleVersion: fc.oneof(fc.nat(), fc.constant(2 ** 64)), serial: fc.string({ maxLength: 40 }) }), { nil: undefined }),
 });

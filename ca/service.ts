@@ -185,6 +185,23 @@ export class CaService {
     }
   }
 
+  /**
+   * A request grpc-js could not decode into the API's message (ca/grpc-server.ts): an unauthenticated
+   * attempt like any other, charged to its address, counted and audited (aggregated), refused with a code.
+   */
+  refuseUndecodable(address: string, what: string): TollgateError {
+    let err = new TollgateError('TG_REQUEST_INVALID', `${what} is not a well-formed message of the CA API (tollgate.ca.v1); use a Tollgate client of the same version`);
+    try {
+      this.chargeAddress(address);
+    } catch (e) {
+      err = toTollgateError(e);
+    }
+    this.#o.metrics.refused.inc({ code: err.code });
+    if (this.#o.audit.aggregates) this.#o.audit.refusedAggregate(address, err.code);
+    else void this.#o.audit.record({ event: 'svid_refused', peer: address, code: err.code, message: err.message });
+    return err;
+  }
+
   /** Convergence on the bundle this CA serves now. */
   convergenceCounts(): ConvergenceCounts {
     return this.convergence.counts(this.#bundle.version);
