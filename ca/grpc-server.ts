@@ -26,6 +26,31 @@ function bundleMsg(b: Bundle): BundleMsg {
   return { version: b.version, roots: [...b.roots], refresh_hint_seconds: b.refreshHintSeconds, trust_domain: b.trustDomain, endorsements: [...(b.endorsements ?? [])], denied_ids: [...(b.deniedIds ?? [])], denied_serials: [...(b.deniedSerials ?? [])] };
 }
 
+// grpc-js answers a request body it cannot deserialize with INTERNAL "Error deserializing request"
+// before any handler runs: no TG_ code for the caller, no count, no audit. Deserializers that never
+// throw hand the handler this marker instead, and the handler refuses it like any other bad request.
+const UNDECODABLE = Symbol('undecodable request');
+type Undecodable = { readonly [UNDECODABLE]: true };
+
+function tolerantDeserializers(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(service)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return m.requestDeserialize(bytes);
+        } catch {
+          return { [UNDECODABLE]: true } satisfies Undecodable;
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+const undecodable = (request: unknown): boolean => typeof request === 'object' && request !== null && UNDECODABLE in request;
+
 export interface CaGrpcServer {
   readonly server: grpc.Server;
   readonly port: number;
@@ -62,10 +87,14 @@ export async function startCaGrpcServer(options: {
     call.emit('error', toServiceError(toTollgateError(e)));
   };
 
-  server.addService(CertificateAuthorityService, {
+  server.addService(tolerantDeserializers(CertificateAuthorityService), {
     IssueSVID(call: grpc.ServerUnaryCall<IssueSVIDRequestMsg, IssueSVIDResponseMsg>, callback: grpc.sendUnaryData<IssueSVIDResponseMsg>) {
       const peer = peerInfo(call);
       const r = call.request;
+      if (undecodable(r)) {
+        callback(toServiceError(service.refuseUndecodable(peer.address, 'the IssueSVID request')));
+        return;
+      }
       service
         .issueSvid({
           csr: r.csr ?? Buffer.alloc(0),
@@ -86,6 +115,10 @@ export async function startCaGrpcServer(options: {
     },
     GetBundle(call: grpc.ServerUnaryCall<GetBundleRequestMsg, BundleMsg>, callback: grpc.sendUnaryData<BundleMsg>) {
       const peer = peerInfo(call);
+      if (undecodable(call.request)) {
+        callback(toServiceError(service.refuseUndecodable(peer.address, 'the GetBundle request')));
+        return;
+      }
       const r = call.request.report;
       try {
         service.chargeAddress(peer.address);
@@ -99,6 +132,10 @@ export async function startCaGrpcServer(options: {
     },
     WatchBundle(call: grpc.ServerWritableStream<GetBundleRequestMsg, BundleMsg>) {
       const peer = peerInfo(call);
+      if (undecodable(call.request)) {
+        refuse(call, service.refuseUndecodable(peer.address, 'the WatchBundle request'));
+        return;
+      }
       const r = call.request.report;
       if (r) void service.reportBundle(peer, { bundleVersion: r.bundle_version, serial: r.serial });
       // A caller with a valid SVID may watch (bounded by the connection caps); one without (a sidecar

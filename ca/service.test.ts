@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { Writable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -201,3 +202,27 @@ test('renewals are limited per line of certificates: one replica looping renewal
   assert.equal(renewedB.spiffeId, id);
   s.cleanup();
 });
+
+test('an issuance is answered only once its audit line is with the OS; other requests are not held up meanwhile', async () => {
+  const s = setup({ perAddress: { perSecond: 0, burst: 0 }, perIdentity: { perSecond: 0, burst: 0 } });
+  // A stream whose writes complete only when the test says so (a slow disk).
+  const held: Array<() => void> = [];
+  const written: string[] = [];
+  const out = new Writable({ write(chunk: Buffer, _enc, done) { written.push(chunk.toString()); held.push(() => done()); } });
+  const service = new CaService({ ...s.options, audit: new AuditLog({ out, clock }) });
+  let answered = false;
+  const first = service.issueSvid({ csr: createCsr(p256().key), token: await s.token(), peerAddress: '10.0.0.1' }).then((r) => ((answered = true), r));
+  await waitUntil(() => written.length === 1);
+  assert.match(written[0]!, /"event":"svid_issued"/);
+  assert.equal(answered, false, 'answered before its audit line was written');
+  // A refusal meanwhile is not blocked behind the held write (it is aggregated, not written).
+  await assert.rejects(service.issueSvid({ csr: Buffer.from('junk'), peerAddress: '10.0.0.2' }), isCode('TG_CSR_INVALID'));
+  held.shift()!();
+  assert.equal((await first).spiffeId, 'spiffe://example.org/ns/a/sa/b');
+  s.cleanup();
+});
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+  assert.ok(cond());
+}

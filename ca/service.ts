@@ -75,7 +75,7 @@ export const DEFAULT_LIMITS = {
   perIdentity: { perSecond: 1, burst: 20 },
 } as const;
 
-const CSR_CACHE_SIZE = 20_000;
+export const CSR_CACHE_SIZE = 20_000;
 
 
 
@@ -143,6 +143,11 @@ export class CaService {
     return this.#watchers.size;
   }
 
+  /** Sizes of the in-memory tables requests grow (each bounded), for tests and diagnostics. */
+  tableSizes(): { byAddress: number; byIdentity: number; lineage: number; verifiedCsrs: number } {
+    return { byAddress: this.#byAddress.size, byIdentity: this.#byIdentity.size, lineage: this.#lineage.size, verifiedCsrs: this.#csrCache.size };
+  }
+
   /**
    * GetBundle/WatchBundle carry what the caller holds. It counts for convergence only when the
    * caller presented a valid SVID on the connection; an anonymous report is ignored.
@@ -178,6 +183,23 @@ export class CaService {
     if (!this.#byAddress.take(addressKey(address))) {
       throw new TollgateError('TG_RATE_LIMITED', `too many unauthenticated requests from ${address}; retry with backoff`);
     }
+  }
+
+  /**
+   * A request grpc-js could not decode into the API's message (ca/grpc-server.ts): an unauthenticated
+   * attempt like any other, charged to its address, counted and audited (aggregated), refused with a code.
+   */
+  refuseUndecodable(address: string, what: string): TollgateError {
+    let err = new TollgateError('TG_REQUEST_INVALID', `${what} is not a well-formed message of the CA API (tollgate.ca.v1); use a Tollgate client of the same version`);
+    try {
+      this.chargeAddress(address);
+    } catch (e) {
+      err = toTollgateError(e);
+    }
+    this.#o.metrics.refused.inc({ code: err.code });
+    if (this.#o.audit.aggregates) this.#o.audit.refusedAggregate(address, err.code);
+    else void this.#o.audit.record({ event: 'svid_refused', peer: address, code: err.code, message: err.message });
+    return err;
   }
 
   /** Convergence on the bundle this CA serves now. */

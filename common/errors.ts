@@ -22,6 +22,7 @@ export const ErrorCodes = {
   TG_SVID_UNTRUSTED: 'certificate does not chain to a trusted authority',
   TG_RATE_LIMITED: 'too many requests; retry later',
   TG_REQUEST_TOO_LARGE: 'request exceeds the size limit',
+  TG_REQUEST_INVALID: 'the request is not a well-formed message of the CA API (tollgate.ca.v1)',
   TG_CERT_INVALID: 'certificate or key file is malformed',
   TG_BUNDLE_ROLLBACK: 'trust bundle is older than, or conflicts with, the one held',
   TG_BUNDLE_UNENDORSED: 'trust bundle adds a root that no trusted root has cross-signed',
