@@ -1,4 +1,5 @@
 // Renewal without drops, and a CA outage: real CA and sidecar processes with 10-second SVIDs.
+// (Real clock: renewal and expiry happen inside separate processes, which a test cannot advance.)
 // 1. Under continuous traffic (new connections back to back, plus one long-lived connection) both
 //    sidecars renew several times: 0 failed requests; the long-lived connection survives the swaps and is
 //    closed only at the notAfter of a certificate presented at its handshake (issue 14), then reopened.
