@@ -24,7 +24,12 @@ test('0 per second means unlimited', () => {
 test('the key table stays bounded', () => {
   const clock = new ManualClock(0);
   const rl = new RateLimiter({ limit: { perSecond: 1, burst: 1 }, clock, maxKeys: 10 });
-  for (let i = 0; i < 100; i++) assert.ok(rl.take(`k${i}`));
+  for (let i = 0; i < 100; i++) {
+    assert.ok(rl.take(`k${i}`));
+    assert.ok(rl.size <= 10, `after ${i + 1} keys the table holds ${rl.size}, more than maxKeys 10`);
+  }
+  assert.equal(rl.size, 10);
+  assert.ok(rl.has('k99') && !rl.has('k89'), 'the newest 10 keys stay, older ones left');
 });
 
 test('a full table evicts the least recently used key only', () => {

@@ -14,6 +14,8 @@ export interface DemoCheck {
   readonly expected: string;
   readonly observed: string;
   readonly ok: boolean;
+  /** The orders app's own counters after this check: connections accepted and bytes received so far. */
+  readonly orders_app: { readonly connections: number; readonly bytes: number };
 }
 
 interface ProbeResult {
@@ -60,6 +62,7 @@ function httpJson(port: number): Promise<{ status: number; body: Record<string, 
 
 export async function runDemoChecks(mesh: DemoMesh, ids: { web: string }): Promise<DemoCheck[]> {
   const checks: DemoCheck[] = [];
+  const app = (): DemoCheck['orders_app'] => ({ connections: mesh.ordersApp.connections, bytes: mesh.ordersApp.bytes });
   const bundle = readFileSync(mesh.bundleFile);
   const port = mesh.orders.inboundPort;
 
@@ -72,9 +75,10 @@ export async function runDemoChecks(mesh: DemoMesh, ids: { web: string }): Promi
       expected: 'HTTP 200, caller = web',
       observed: ok ? `HTTP 200, orders saw caller ${said?.caller}` : `status ${r.status}: ${JSON.stringify(r.body).slice(0, 120)}`,
       ok,
+      orders_app: app(),
     });
   } catch (e) {
-    checks.push({ name: 'web -> orders (allowed)', expected: 'HTTP 200, caller = web', observed: `failed: ${(e as Error).message}`, ok: false });
+    checks.push({ name: 'web -> orders (allowed)', expected: 'HTTP 200, caller = web', observed: `failed: ${(e as Error).message}`, ok: false, orders_app: app() });
   }
 
   // Each refusal: the caller gets no reply and the orders app does not even see a connection.
@@ -87,7 +91,7 @@ export async function runDemoChecks(mesh: DemoMesh, ids: { web: string }): Promi
     const reasons = [...reasonsAfter].filter(([k, v]) => v > (reasonsBefore.get(k) ?? 0)).map(([k]) => k);
     const ok = r.reply === '' && appSaw === 0 && reasons.length > 0;
     const got = r.reply ? `got ${r.reply.length} bytes back` : 'closed';
-    checks.push({ name, expected, observed: `${got}, sidecar reason ${reasons.join(',') || 'none'}, app saw ${appSaw} conn`, ok });
+    checks.push({ name, expected, observed: `${got}, sidecar reason ${reasons.join(',') || 'none'}, app saw ${appSaw} conn`, ok, orders_app: app() });
   };
   const cert = readFileSync(mesh.intruder.certFile);
   const key = readFileSync(mesh.intruder.keyFile);

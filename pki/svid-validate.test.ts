@@ -4,7 +4,7 @@ import { X509Certificate, generateKeyPairSync, sign } from 'node:crypto';
 import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
 import { TollgateError } from '../common/errors.ts';
 import { checkLeafProfile, signedBy, verifySvidChain } from './svid-validate.ts';
-import { leafFrom, testChain, buildCert, p256 } from './test-chain.ts';
+import { leafFrom, testChain, buildCert, p256, type KeyPair } from './test-chain.ts';
 import { parseCertificate, Oid } from './x509.ts';
 
 const chain = testChain();
@@ -117,4 +117,32 @@ test('signedBy falls back to OpenSSL for algorithms other than ECDSA (Ed25519 is
   const bad = Buffer.from(child);
   bad[bad.length - 1]! ^= 1;
   assert.equal(signedBy(parseCertificate(bad), parseCertificate(issuer)), false);
+});
+
+// RFC 5280 §4.2.1.9: an issuer with pathLenConstraint n may have at most n CA certificates below it
+// in the path. The intermediate here has pathLen 0, so a CA it signs may not issue leaves.
+test('chain rejects a CA below an issuer whose pathLen forbids it, and accepts the same depth when pathLen allows it', () => {
+  const day = 86_400_000;
+  const subKey = p256();
+  const subCa = (issuer: { name: string; key: KeyPair }): Buffer => buildCert({
+    subject: 'Sub CA', issuerName: issuer.name, issuerKey: issuer.key.key, issuerSpki: issuer.key.spki, spki: subKey.spki,
+    notBefore: now - day, notAfter: now + day, ca: true, keyUsage: [0x01, 0x06], uris: ['spiffe://example.org'], sanCritical: false,
+  });
+  const leaf = buildCert({
+    issuerName: 'Sub CA', issuerKey: subKey.key, issuerSpki: subKey.spki, spki: p256().spki,
+    notBefore: now - 60_000, notAfter: now + 3600_000, ca: false, eku: [Oid.serverAuth, Oid.clientAuth], uris: ['spiffe://example.org/a'],
+  });
+  const underPathLen0 = subCa({ name: 'Test Intermediate', key: chain.intermediateKey });
+  assert.throws(
+    () => verifySvidChain({ leaf, intermediates: [underPathLen0, chain.intermediate], roots: [chain.root], now }),
+    (e: unknown) => e instanceof TollgateError && e.code === 'TG_SVID_INVALID' && /pathLenConstraint/.test(e.message),
+    'a leaf from a CA below the pathLen 0 intermediate was accepted',
+  );
+  const midKey = p256();
+  const pathLen1 = buildCert({
+    subject: 'Test Intermediate', issuerName: 'Test Root', issuerKey: chain.rootKey.key, issuerSpki: chain.rootKey.spki, spki: midKey.spki,
+    notBefore: now - day, notAfter: now + 30 * day, ca: true, pathLen: 1, keyUsage: [0x01, 0x06], uris: ['spiffe://example.org'], sanCritical: false,
+  });
+  const underPathLen1 = subCa({ name: 'Test Intermediate', key: midKey });
+  assert.equal(verifySvidChain({ leaf, intermediates: [underPathLen1, pathLen1], roots: [chain.root], now }).path.length, 4);
 });

@@ -3,6 +3,7 @@
 // zero bytes, and is counted under its reason.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { p256, type CertSpec } from '../pki/test-chain.ts';
 import {
   StaticSvidSource,
@@ -335,6 +336,29 @@ describe('InboundProxy drain', () => {
       await h.proxy.drain(50);
       await closed;
       await waitFor(() => h.proxy.activeConnections === 0, 'the proxied connection closed');
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+describe('InboundProxy handshake timeout', () => {
+  // Node's tls server runs limits.handshakeTimeout on its own (real) timer, so this test uses a short
+  // real timeout; the only time bound is a generous one, far below both defaults (10 s, Node's 120 s).
+  test('a peer that starts a handshake and never finishes it is closed at limits.handshakeTimeout and counted', async () => {
+    const pki = testPki({ now: Date.now() });
+    const h = await startInbound(pki, { limits: { handshakeTimeoutMs: 200 } });
+    try {
+      const s = net.connect({ host: '127.0.0.1', port: h.port });
+      const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+      s.on('error', () => {});
+      // A TLS handshake record header announcing 240 bytes, then silence.
+      s.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xf0]));
+      let isClosed = false;
+      void closed.then(() => (isClosed = true));
+      await waitFor(() => isClosed, 'the stalled handshake to be closed by the proxy', 8_000);
+      await waitFor(async () => (await h.connections('refused', 'handshake_timeout')) === 1, 'the refusal counted as handshake_timeout');
+      assert.equal(h.backend.connections, 0, 'nothing reached the app');
     } finally {
       await h.stop();
     }

@@ -14,7 +14,7 @@ import {
   roundTrip,
   startBackend,
   testPki,
-  unusedPort,
+  refusingAddress,
   waitFor,
   WORKLOAD_IDS,
   type ProxyHarness,
@@ -74,9 +74,9 @@ async function startTlsUpstream(pki: TestPki, svid: TestSvid): Promise<TlsUpstre
   };
 }
 
-async function startOutbound(pki: TestPki, upstream: { port: number; spiffeId?: string }, extra: Partial<OutboundProxyOptions> = {}): Promise<ProxyHarness<OutboundProxy>> {
+async function startOutbound(pki: TestPki, upstream: { port: number; host?: string; spiffeId?: string }, extra: Partial<OutboundProxyOptions> = {}): Promise<ProxyHarness<OutboundProxy>> {
   const bed = proxyTestbed(pki, { spiffeId: CLIENT_ID, direction: 'outbound' });
-  const upstreamTo = { host: '127.0.0.1', port: upstream.port, spiffeId: upstream.spiffeId ?? UPSTREAM_ID };
+  const upstreamTo = { host: upstream.host ?? '127.0.0.1', port: upstream.port, spiffeId: upstream.spiffeId ?? UPSTREAM_ID };
   const proxy = new OutboundProxy({ ...bed.options, upstream: upstreamTo, ...extra });
   const { port } = await proxy.start();
   return { ...bed, proxy, port };
@@ -158,13 +158,15 @@ describe('OutboundProxy upstream verification', () => {
   }
 
   test('an unreachable upstream: the app sees the connection closed, counted as upstream_unreachable', async () => {
-    const h = await startOutbound(pki, { port: await unusedPort() });
+    const nobody = await refusingAddress();
+    const h = await startOutbound(pki, nobody);
     try {
       const r = await callThrough(h.port, 'anyone there?');
       assert.equal(r.received, '');
       await waitFor(async () => (await h.connections('error', 'upstream_unreachable')) === 1, 'upstream_unreachable count');
     } finally {
       h.proxy.close();
+      await nobody.close();
     }
   });
 
@@ -182,15 +184,20 @@ describe('OutboundProxy against openssl s_server', () => {
     const files = pemFiles();
     const root = files.write('root.pem', pki.rootPem);
     const server = files.writeSvid('server', pki.issue(UPSTREAM_ID));
-    const port = await unusedPort();
-    const p = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, ...server.args, '-CAfile', root, '-Verify', '2', '-verify_return_error', '-www', '-naccept', '1'], {
+    // s_server binds port 0 itself and prints the port it got ("ACCEPT 127.0.0.1:PORT").
+    const p = spawn('openssl', ['s_server', '-accept', '127.0.0.1:0', ...server.args, '-CAfile', root, '-Verify', '2', '-verify_return_error', '-www', '-naccept', '1'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => /ACCEPT 127\.0\.0\.1:\d+/.test(out), 's_server listening').catch((e: Error) => {
+      p.kill('SIGKILL');
+      files.cleanup();
+      throw e;
+    });
+    const port = Number(/ACCEPT 127\.0\.0\.1:(\d+)/.exec(out)![1]);
     const h = await startOutbound(pki, { port });
     try {
-      await waitFor(() => out.includes('ACCEPT'), 's_server listening');
       const r = await callThrough(h.port, 'GET / HTTP/1.0\r\n\r\n');
       assert.match(r.received, /New, TLSv1\.3/);
       assert.match(r.received, new RegExp(`URI:${CLIENT_ID}`));

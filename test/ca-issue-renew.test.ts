@@ -6,7 +6,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { certsToPem } from '../pki/pem.ts';
 import { caForFile, createJoinToken, newKey } from './helpers/ca-fixture.ts';
-import { httpGet, run } from './helpers/procs.ts';
+import type { BundleResponse } from '../common/ca-client.ts';
+import { httpGet, run, tollgate } from './helpers/procs.ts';
+import { waitFor } from './helpers/sidecar-fixture.ts';
 
 const WEB = 'spiffe://example.org/ns/shop/sa/web';
 const file = caForFile();
@@ -96,6 +98,28 @@ test('GetBundle and WatchBundle serve the roots of bundle.pem', async () => {
     }, (e) => e && reject(e));
   });
   assert.equal(watched, b.version);
+});
+
+test('WatchBundle pushes a second message on the same stream when the bundle changes (ca deny add)', async () => {
+  const client = file.ca.client();
+  const got: BundleResponse[] = [];
+  let ended: unknown = null;
+  const cancel = client.watchBundle(undefined, (b) => got.push(b), (e) => (ended = e ?? 'ended'));
+  try {
+    await waitFor(() => got.length >= 1, 'the first message (the current bundle)');
+    const first = got[0]!;
+    assert.equal(first.deniedSerials?.includes('deadbeef01'), false);
+    const r = tollgate(['ca', 'deny', 'add', '--dir', file.ca.dir, '--serial', 'deadbeef01', '--reason', 'test: second push', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(() => got.length >= 2 || ended !== null, 'a second message on the stream', 15_000);
+    assert.equal(ended, null, 'the stream stayed open');
+    const second = got[1]!;
+    assert.ok(second.version > first.version, `version ${first.version} -> ${second.version}`);
+    assert.ok(second.deniedSerials?.includes('deadbeef01'), 'the push carries the new deny-list');
+    assert.deepEqual(second.roots, first.roots);
+  } finally {
+    cancel();
+  }
 });
 
 test('the CA proves its own SPIFFE ID; a client expecting another ID refuses it', async () => {

@@ -4,9 +4,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { JoinTokenAttestor } from '../ca/attestation/join-token.ts';
 import { DirectoryStore } from '../ca/store.ts';
+import { CertificateAuthorityClientCtor, type CertificateAuthorityClient } from '../common/ca-api.ts';
 import { ManualClock } from '../common/clock.ts';
 import { certsToPem, parsePemBlocks } from '../pki/pem.ts';
 import { LeafTemplate } from '../pki/svid-template.ts';
@@ -171,6 +173,28 @@ test('oversized requests: a CSR over 4 KiB is refused and audited; a message ove
   await assert.rejects(ca.client().issue({ csr: Buffer.alloc(200_000, 1) }), (e: Error & { code?: string }) => e.code === 'TG_REQUEST_TOO_LARGE');
   assert.equal(ca.auditLines().length, before, 'rejected by the transport before any decision');
   assert.equal((await ca.client().getBundle()).trustDomain, TD);
+});
+
+// Our own client caps what it sends at 64 KiB, so the test above never reaches the server's cap. A raw
+// gRPC client whose send cap is raised shows that the CA itself refuses a 200 KB message.
+test('the CA refuses a message over 64 KiB itself (a raw client with its own cap raised): RESOURCE_EXHAUSTED, no audit line', async () => {
+  const creds = grpc.credentials.createSsl(readFileSync(join(ca.dir, 'bundle.pem')), null, null, { checkServerIdentity: () => undefined });
+  const raw = new CertificateAuthorityClientCtor(`127.0.0.1:${ca.grpcPort}`, creds, {
+    'grpc.max_send_message_length': 16 * 1024 * 1024,
+    'grpc.ssl_target_name_override': 'tollgate-ca',
+  }) as unknown as CertificateAuthorityClient;
+  try {
+    const before = ca.auditLines().length;
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      raw.IssueSVID({ csr: Buffer.alloc(200_000, 1), token: createJoinToken(ca.dir, WEB), ttl_seconds: 0, report: null }, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e: grpc.ServiceError | null) => resolve(e));
+    });
+    assert.ok(err, 'the 200 KB request was answered');
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, `status ${err.code}: ${err.details}`);
+    assert.match(err.details, /Received message larger than max \(\d+ vs 65536\)/, 'refused by the server\'s receive cap');
+    assert.equal(ca.auditLines().length, before, 'refused by the transport before any decision');
+  } finally {
+    raw.close();
+  }
 });
 
 test('the audit log never holds tokens', async () => {

@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { certsToPem } from '../pki/pem.ts';
@@ -12,6 +12,7 @@ import { leafFrom, testChain } from '../pki/test-chain.ts';
 import type { CaStatus } from '../ca/status.ts';
 import { initCa, startCa } from './helpers/ca-fixture.ts';
 import { spawnTollgate, tempDir, tollgate } from './helpers/procs.ts';
+import { refusingAddress } from './helpers/sidecar-fixture.ts';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -61,11 +62,12 @@ test('cert expiry HOST:PORT checks the whole chain the server sends', async () =
   } finally {
     server.close();
   }
-  const closed = createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const port = (closed.address() as AddressInfo).port;
-  closed.close();
-  assert.equal(tollgate(['cert', 'expiry', `127.0.0.1:${port}`]).code, 1, 'unreachable: a failure, not bad input');
+  const nobody = await refusingAddress();
+  try {
+    assert.equal(tollgate(['cert', 'expiry', `${nobody.host}:${nobody.port}`]).code, 1, 'unreachable: a failure, not bad input');
+  } finally {
+    await nobody.close();
+  }
 });
 
 function leafKey(): { leaf: Buffer; pem: string } {
@@ -100,10 +102,16 @@ test('ca status: from the store, and with convergence from a running CA; --json 
   } finally {
     await ca.stop();
   }
-  const down = tollgate(['ca', 'status', '--ca-admin', `127.0.0.1:${ca.adminPort}`]);
-  assert.equal(down.code, 1);
-  assert.match(down.stderr, /TG_UNAVAILABLE: cannot read the CA status/);
-  const fallback = tollgate(['ca', 'status', '--ca-admin', `127.0.0.1:${ca.adminPort}`, '--dir', dir]);
-  assert.equal(fallback.code, 0);
-  assert.match(fallback.stderr, /showing the store alone/);
+  // The CA is down: an admin address where nothing answers (not the stopped CA's port, which another test may have taken by now).
+  const nobody = await refusingAddress();
+  try {
+    const down = tollgate(['ca', 'status', '--ca-admin', `${nobody.host}:${nobody.port}`]);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /TG_UNAVAILABLE: cannot read the CA status/);
+    const fallback = tollgate(['ca', 'status', '--ca-admin', `${nobody.host}:${nobody.port}`, '--dir', dir]);
+    assert.equal(fallback.code, 0);
+    assert.match(fallback.stderr, /showing the store alone/);
+  } finally {
+    await nobody.close();
+  }
 });

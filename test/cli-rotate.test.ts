@@ -36,6 +36,7 @@ test('intermediate: --dry-run changes nothing; --json prints each event; openssl
   assert.match(human.stdout, /plan \(new intermediate rotation\):\n  1\. prepare/);
 
   const oldInt = readFileSync(join(dir, 'intermediate.crt'), 'utf8');
+  // Real clock (the CLI process waits for the old leaves): --max-leaf-ttl 1s keeps that wait short.
   const r = tollgate(['ca', 'rotate', 'intermediate', '--dir', dir, '--json', '--max-leaf-ttl', '1s', '--poll', '200ms']);
   assert.equal(r.code, 0, r.stderr);
   const events = jsonLines(r.stdout);

@@ -23,6 +23,7 @@ import { httpGet, run, spawnTollgate, tollgate, type Running } from './helpers/p
 import { waitFor } from './helpers/sidecar-fixture.ts';
 import { startTraffic, type Traffic } from './helpers/traffic.ts';
 
+// Real clock: rotation and renewal happen inside separate processes, which a test cannot advance.
 const LEAF_TTL = '8s';
 const RENEWED = 'tollgate_svid_renewals_total{result="ok"}';
 let mesh: WebOrdersMesh;

@@ -1,7 +1,7 @@
 // Policy hot reload, a broken policy, SIGHUP and SIGTERM drain on a real `tollgate sidecar run` process.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -17,7 +17,8 @@ let backend: TestBackend;
 let orders: RunningSidecar;
 
 function identity(sa: string): { cert: Buffer; key: Buffer } {
-  const out = join(tmp.dir, sa);
+  // Not in tmp.dir: that is the policy's directory, which the sidecar watches (see the SIGHUP test).
+  const out = join(tmp.dir, 'ids', sa);
   const r = tollgate(['cert', 'issue', '--ca-dir', ca.dir, '--spiffe-id', ID(sa), '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   return { cert: readFileSync(`${out}.crt`), key: readFileSync(`${out}.key`) };
@@ -62,6 +63,7 @@ function writePolicy(text: string): void {
 
 before(async () => {
   tmp = tempDir();
+  mkdirSync(join(tmp.dir, 'ids'));
   initCa(join(tmp.dir, 'ca'));
   ca = await startCa(join(tmp.dir, 'ca'));
   backend = await startBackend();
@@ -91,10 +93,20 @@ test('a broken policy is refused with its line, counted, and the previous policy
   assert.equal(await allowed('billing'), true, 'the previous policy (web + billing) is still in force');
 });
 
-test('SIGHUP re-reads the policy', async () => {
-  writeFileSync(orders.policyFile, policy([ID('web')])); // in place: no rename, as `kubectl cp` or a careless edit would
+// The sidecar watches the policy file's directory, so an edit there is seen without a signal. To see
+// what SIGHUP itself does, the policy path becomes a symlink to a file in another directory: an edit
+// of that file makes no event in the watched directory, and only SIGHUP can bring it in.
+test('SIGHUP re-reads the policy (an edit the directory watcher cannot see)', async () => {
+  const elsewhere = join(tmp.dir, 'elsewhere');
+  mkdirSync(elsewhere, { recursive: true });
+  const target = join(elsewhere, 'policy.yaml');
+  writeFileSync(target, policy([ID('web')]));
+  symlinkSync(target, `${orders.policyFile}.lnk`);
+  renameSync(`${orders.policyFile}.lnk`, orders.policyFile); // seen by the watcher: billing is dropped
+  await waitFor(async () => !(await allowed('billing')), 'billing to be denied once the symlink is in place', 10_000);
+  writeFileSync(target, policy([ID('web'), ID('billing')])); // in place, outside the watched directory
   orders.proc.proc.kill('SIGHUP');
-  await waitFor(async () => !(await allowed('billing')), 'billing to be denied after SIGHUP', 10_000);
+  await waitFor(() => allowed('billing'), 'billing to be allowed after SIGHUP', 10_000);
   assert.match(orders.proc.stderr(), /SIGHUP/);
 });
 

@@ -1,13 +1,15 @@
-// The SvidManager against a real `tollgate ca serve` process with a 6 s default TTL, on the system
-// clock: first issue with a join token, renewal over mTLS, the bundle watch, and a CA that stops
-// (the SVID keeps serving until it expires). Issued chains are checked by the openssl CLI.
+// The SvidManager against a real `tollgate ca serve` process with a 6 s default TTL: first issue with
+// a join token, renewal over mTLS, the bundle watch, and a CA that stops (the SVID keeps serving until
+// it expires). Issued chains are checked by the openssl CLI. The manager runs on a ManualClock started
+// at the wall clock: the test moves it to the renewal and past the expiry instead of waiting for them
+// (the CA's certificates are backdated 5 min, so a manager a few seconds ahead still accepts them).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { connectCa, type CaConnectOptions } from '../pki/ca-connect.ts';
-import { systemClock } from '../common/clock.ts';
+import { ManualClock } from '../common/clock.ts';
 import { createLogger } from '../common/log.ts';
 import { certsToPem } from '../pki/pem.ts';
 import { SidecarMetrics } from '../sidecar/metrics.ts';
@@ -33,7 +35,7 @@ after(async () => {
   tmp?.cleanup();
 });
 
-/** Poll (bounded, real time) until `cond` holds. */
+/** Poll (bounded, real time) until `cond` holds: for network answers, not for the manager's timers. */
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   for (let i = 0; i < timeoutMs / 50; i++) {
     if (cond()) return;
@@ -71,11 +73,12 @@ test('join-token issue, mTLS renewal, bundle watch, and an SVID that outlives it
   };
   const lines: Array<Record<string, unknown>> = [];
   const token = createJoinToken(ca.dir, WEB);
+  const clock = new ManualClock(Date.now());
   manager = new SvidManager({
     ca: { address: `127.0.0.1:${ca.grpcPort}`, spiffeId: ca.serverId },
     bootstrapRoots: ca.roots,
     attestation: { kind: 'join', token },
-    clock: systemClock,
+    clock,
     logger: createLogger({ out: { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) }, level: 'debug' }),
     metrics: new SidecarMetrics(new Registry()),
     connect,
@@ -95,7 +98,10 @@ test('join-token issue, mTLS renewal, bundle watch, and an SVID that outlives it
 
   // Renewal at 40–60 % of the ~6 s held lifetime, over mTLS with the first SVID and no token.
   const due = m.nextRenewalAt()!;
-  assert.ok(due > Date.now() && due < first.notAfter);
+  assert.ok(due > clock.now() && due < first.notAfter);
+  clock.set(due - 1);
+  assert.equal(m.svid(), first, 'not renewed before it is due');
+  clock.set(due);
   await waitFor(() => m.svid() !== first, 'the renewal');
   const second = m.svid()!;
   assert.notEqual(second.serial, first.serial);
@@ -108,13 +114,18 @@ test('join-token issue, mTLS renewal, bundle watch, and an SVID that outlives it
   // The CA goes away: the held SVID keeps serving, and readiness holds until the SVID expires.
   await ca.proc.stop();
   const held = m.svid()!;
-  for (let i = 0; i < 400 && Date.now() < held.notAfter - 100; i++) {
+  const failed = (): number => lines.filter((l) => l.msg === 'SVID renewal failed; keeping the current SVID').length;
+  clock.set(m.nextRenewalAt()!);
+  await waitFor(() => failed() > 0, 'a failed renewal');
+  // Step through the rest of the SVID's life (each step fires the retries that fall due).
+  for (let t = clock.now() + 250; t < held.notAfter; t += 250) {
+    clock.set(t);
     const r = m.readiness();
-    if (Date.now() < held.notAfter - 50) assert.ok(r.ready, r.detail);
+    assert.ok(r.ready, r.detail);
     assert.equal(m.svid(), held);
-    await new Promise((res) => setTimeout(res, 50));
   }
-  await waitFor(() => !m.readiness().ready, 'expiry');
+  clock.set(held.notAfter);
+  assert.equal(m.readiness().ready, false, 'not ready once the SVID has expired');
   assert.equal(m.svid(), held, 'never replaced by anything');
   assert.match(m.readiness().detail, /^SVID expired at .*; last attempt failed: TG_(UNAVAILABLE|TOKEN_REUSED): /);
   assert.ok(lines.some((l) => l.msg === 'SVID renewal failed; keeping the current SVID' && l.code === 'TG_UNAVAILABLE'));

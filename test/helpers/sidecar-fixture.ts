@@ -216,14 +216,17 @@ export async function startBackend(options: { echo?: boolean; endWhenPeerEnds?: 
   };
 }
 
-/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
-export function unusedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+/**
+ * An address where a connection is refused, held for as long as the test needs it: a listener on
+ * 127.0.0.1:P (port 0, so P is the kernel's pick) and the address 127.0.0.2:P, where nothing listens.
+ * While 127.0.0.1:P is held nobody can bind 0.0.0.0:P, so unlike "listen on 0, close, reuse the
+ * port" no other test can start answering there in between.
+ */
+export async function refusingAddress(): Promise<{ host: string; port: number; close(): Promise<void> }> {
+  const held = net.createServer((s) => s.destroy());
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  const { port } = held.address() as net.AddressInfo;
+  return { host: '127.0.0.2', port, close: () => new Promise<void>((resolve) => held.close(() => resolve())) };
 }
 
 /** A node:tls client presenting `svid` and trusting `pki`'s root (from `localAddress`, e.g. 127.0.0.2, if given); resolves once connected. */
