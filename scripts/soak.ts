@@ -1,4 +1,4 @@
-// `npm run soak [-- --minutes N] [--json] [--ttl DUR] [--ca-down SECONDS]`: the soak of issue 14 with
+// `npm run soak [-- --minutes N] [--json] [--ttl DUR] [--ca-down SECONDS] [--keep-logs DIR]`: the soak of issue 14 with
 // real processes on loopback (test/helpers/soak.ts; the engine is shared with test/soak.test.ts, which
 // runs a short form of it inside `npm test`). Prints one row per process (open descriptors, V8 heap
 // in use, RSS: start / end / max) and the requests, renewals, policy reloads and CA restarts; exits 1
@@ -7,14 +7,15 @@ import { parseArgs } from 'node:util';
 import { formatSoak } from '../test/helpers/soak-report.ts';
 import { runSoak } from '../test/helpers/soak.ts';
 
-const HELP = `usage: npm run soak -- [--minutes N] [--json] [--ttl DUR] [--ca-down SECONDS]
+const HELP = `usage: npm run soak -- [--minutes N] [--json] [--ttl DUR] [--ca-down SECONDS] [--keep-logs DIR]
 
 Starts tollgate ca serve, two tollgate sidecar run processes (web -> orders) and an HTTP app on
 127.0.0.1, warms up until both sidecars renewed once, then for N minutes (default 10) sends requests
 on keep-alive and on new connections through the pair while SVIDs of DUR (default 15s) renew, the
 orders policy is rewritten and SIGHUPed every 4 s (once with a wider allow-list), and the CA is
 killed half-way and started again SECONDS (default 3) later. Exit 0 only with no failed request,
-no descriptor leak, every policy write applied.
+no descriptor leak, every policy write applied. --keep-logs DIR writes the CA's and both sidecars'
+logs and the failed requests (with their times) to DIR at the end.
 
 Examples:
   npm run soak
@@ -34,6 +35,7 @@ try {
       json: { type: 'boolean', default: false },
       ttl: { type: 'string', default: '15s' },
       'ca-down': { type: 'string', default: '3' },
+      'keep-logs': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
@@ -54,6 +56,7 @@ const result = await runSoak({
   loadMs: minutes * 60_000,
   ttl: args.ttl,
   caDownMs: caDown * 1000,
+  ...(args['keep-logs'] ? { logDir: args['keep-logs'] } : {}),
   log: args.json ? undefined : (line) => process.stderr.write(`soak: ${line}\n`),
 });
 if (args.json) process.stdout.write(`${JSON.stringify({ ok: result.problems.length === 0, wallMs: Date.now() - started, ...result }, null, 2)}\n`);
