@@ -13,7 +13,7 @@
 //    `sampleEveryMs` (the "max" figures).
 // 3. Stop the load, wait until no proxied connection is open, sample: the "end" figures.
 // The soak fails on any failed request, on a process holding more than FD_SLACK descriptors more at
-// the end than at the start, on connections left open, and on a refused policy reload.
+// the end than at the start, on connections left open, and on a policy write refused or not applied.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../common/files.ts';
