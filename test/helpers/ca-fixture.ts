@@ -18,7 +18,8 @@ export interface RunningTestCa {
   roots: Buffer[];
   client(identity?: { certChainPem: string; keyPem: string }): CaClient;
   auditLines(): Array<Record<string, unknown>>;
-  stop(): Promise<void>;
+  /** Stop with `signal` (default SIGTERM; SIGKILL for a crash) and wait for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** `tollgate ca init` into DIR; `extra` e.g. ['--intermediate-lifetime', '1h']. */
@@ -55,9 +56,9 @@ export async function startCa(dir: string, extra: string[] = []): Promise<Runnin
       }
       return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
-    async stop() {
+    async stop(signal) {
       for (const c of clients) c.close();
-      await proc.stop();
+      await proc.stop(signal);
     },
   };
 }

@@ -82,20 +82,32 @@ export function metricSample(text: string, sample: string): number {
 /** spiffe://example.org/ns/shop/sa/<sa>: the identities the mesh tests use. */
 export const shopId = (sa: string): string => `spiffe://example.org/ns/shop/sa/${sa}`;
 
-/** A CA, an echo backend behind the orders sidecar (allow-list: web only), and web's sidecar calling orders. */
-export interface WebOrdersMesh {
+/** What sits behind the orders sidecar: anything listening on 127.0.0.1:port that can be closed. */
+export interface MeshBackend {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** How a mesh's CA is restarted: `signal` stops it (SIGTERM by default), `downMs` passes before the new one starts. */
+export interface CaRestart {
+  readonly signal?: NodeJS.Signals;
+  readonly downMs?: number;
+}
+
+/** A CA, a backend behind the orders sidecar (allow-list: web only; an echo unless told otherwise), and web's sidecar calling orders. */
+export interface WebOrdersMesh<B extends MeshBackend = TestBackend> {
   readonly dir: string;
   /** The running CA; a test that restarts it puts the new one here so stop() stops it. */
   ca: RunningTestCa;
   /** Stop the CA and start it again on the same store, gRPC and admin addresses and flags. */
-  restartCa(): Promise<RunningTestCa>;
-  readonly backend: TestBackend;
+  restartCa(how?: CaRestart): Promise<RunningTestCa>;
+  readonly backend: B;
   readonly orders: RunningSidecar;
   readonly web: RunningSidecar;
   stop(): Promise<void>;
 }
 
-export interface WebOrdersMeshOptions {
+export interface WebOrdersMeshOptions<B extends MeshBackend = TestBackend> {
   /** Extra `ca init` flags, e.g. lifetimes. */
   initArgs?: string[];
   caArgs?: string[];
@@ -103,11 +115,13 @@ export interface WebOrdersMeshOptions {
   sidecarArgs?: string[];
   /** web attests with a Kubernetes service-account token file (the CA verifies it offline against a JWKS) instead of a join token. */
   webK8sToken?: boolean;
+  /** Starts the app behind the orders sidecar; default the echo backend (startBackend). */
+  backend?: () => Promise<B>;
 }
 
-export async function startWebOrdersMesh(options: WebOrdersMeshOptions = {}): Promise<WebOrdersMesh> {
+export async function startWebOrdersMesh<B extends MeshBackend = TestBackend>(options: WebOrdersMeshOptions<B> = {}): Promise<WebOrdersMesh<B>> {
   const tmp = tempDir();
-  const parts: { ca?: RunningTestCa; backend?: TestBackend; orders?: RunningSidecar; web?: RunningSidecar } = {};
+  const parts: { ca?: RunningTestCa; backend?: B; orders?: RunningSidecar; web?: RunningSidecar } = {};
   // Stops whatever has started, also when the start itself fails half-way.
   const stop = async (): Promise<void> => {
     await parts.web?.proc.stop();
@@ -121,7 +135,7 @@ export async function startWebOrdersMesh(options: WebOrdersMeshOptions = {}): Pr
     const k8s = options.webK8sToken ? await k8sTokenIssuer(tmp.dir) : undefined;
     const caArgs = [...(options.caArgs ?? []), ...(k8s?.caArgs ?? [])];
     const ca = (parts.ca = await startCa(join(tmp.dir, 'ca'), caArgs));
-    const backend = (parts.backend = await startBackend());
+    const backend = (parts.backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))());
     const ttl = options.ttl ? { ttl: options.ttl } : {};
     const args = options.sidecarArgs ?? [];
     const orders = (parts.orders = await startSidecar(tmp.dir, ca, {
@@ -141,9 +155,10 @@ export async function startWebOrdersMesh(options: WebOrdersMeshOptions = {}): Pr
       set ca(c: RunningTestCa) {
         parts.ca = c;
       },
-      async restartCa() {
+      async restartCa(how: CaRestart = {}) {
         const old = parts.ca!;
-        await old.stop();
+        await old.stop(how.signal);
+        if (how.downMs) await new Promise((r) => setTimeout(r, how.downMs));
         parts.ca = await startCa(old.dir, [...caArgs, '--listen', `127.0.0.1:${old.grpcPort}`, '--admin', `127.0.0.1:${old.adminPort}`]);
         return parts.ca;
       },
