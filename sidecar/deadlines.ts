@@ -6,11 +6,21 @@
 // connection in ten. So in a window before the deadline (a tenth of the time the connection had
 // left when the deadline was set, at most a minute) the connection is watched, and closed gracefully
 // (FIN and TLS close_notify on both legs, nothing cut) at its first quiet moment: the responder's
-// bytes have been passed on and flushed, and nothing moved either way for QUIET_MS. A protocol where
+// bytes have been passed on and flushed, and nothing moved either way for a while (below). A protocol where
 // the initiator speaks and the responder answers (HTTP/1.1, gRPC unary, most RPC) then loses nothing;
 // a client that sees the FIN before reusing the connection opens a new one. A connection that never
 // quiets down (a stream, an upload) is destroyed at the deadline, as before. A revoked peer
 // (policy_revoked) gets no window.
+//
+// How long "quiet" must last shrinks as the deadline nears: a tenth of the time left, between
+// QUIET_MS and QUIET_MAX_MS. Early in the window only a connection idle for long is closed. That
+// matters for pooled clients (an HTTP agent reusing the most recently freed socket first): the FIN of
+// a connection that just went quiet can cross the pool's next request on it, which the client then
+// sees reset; a connection the pool has left alone for a while is unlikely to be picked in that
+// instant. Near the deadline, a short pause after an answer is enough (a client pacing 10 ms
+// between requests on its own connection is closed in one such pause). And the close waits for one
+// more turn of the event loop (setImmediate, after the poll phase), so that bytes which arrived while
+// the process was busy are seen before the decision, not after the FIN.
 //
 // One clock timer serves every deadline and window start (as before); the per-connection quiet
 // timers exist only for connections inside their window.
@@ -20,8 +30,15 @@ import type { Splice } from './splice.ts';
 /** Why an open connection was closed by the sidecar (metric reason, with result "closed"). */
 export type DeadlineReason = 'cert_expired' | 'max_age' | 'policy_revoked';
 
-/** Nothing moved either way for this long after the responder's last bytes: the connection is quiet. */
+/** The shortest quiet that counts, near the deadline: nothing moved either way for this long after an answer. */
 export const QUIET_MS = 5;
+/** The longest quiet asked for, early in a long window. */
+export const QUIET_MAX_MS = 1_000;
+
+/** How long a connection must stay quiet after an answer to be closed, `leftMs` before its deadline. */
+export function quietAfterMs(leftMs: number): number {
+  return Math.max(QUIET_MS, Math.min(QUIET_MAX_MS, Math.floor(leftMs / 10)));
+}
 /** The watch window before a deadline: this share of the time left when the deadline was set... */
 export const QUIET_WINDOW_SHARE = 0.1;
 /** ...but never longer than this. */
@@ -38,6 +55,8 @@ interface Deadline {
   /** Closed gracefully already; destroyed at `at` if the peer has not closed its side by then. */
   ended: boolean;
   quietTimer: TimerHandle | null;
+  /** Chunks seen while watched (either way). */
+  activity: number;
 }
 
 export interface ConnectionDeadlinesOptions {
@@ -49,8 +68,9 @@ export interface ConnectionDeadlinesOptions {
   /**
    * How many connections were closed, by reason: `cut` after a sweep that destroyed some at their
    * deadline; `quiet` at most once a second (QUIET_LOG_MS) for those closed gracefully in between.
+   * `firstAt`: clock time of the first close counted.
    */
-  readonly closed: (counts: Record<string, number>, how: 'cut' | 'quiet') => void;
+  readonly closed: (counts: Record<string, number>, how: 'cut' | 'quiet', firstAt: number) => void;
 }
 
 export class ConnectionDeadlines {
@@ -58,6 +78,7 @@ export class ConnectionDeadlines {
   readonly #all = new Map<Splice, Deadline>();
   #timer: { at: number; handle: TimerHandle } | null = null;
   #quietClosed: Record<string, number> = {};
+  #quietFirstAt = 0;
   #quietLog: TimerHandle | null = null;
   readonly #onActivity = (splice: Splice, fromResponder: boolean): void => this.#activity(splice, fromResponder);
 
@@ -76,7 +97,7 @@ export class ConnectionDeadlines {
     if (have) this.#stopWatching(splice, have);
     const now = this.#o.clock.now();
     const window = reason === 'policy_revoked' ? 0 : Math.min(QUIET_WINDOW_MAX_MS, Math.max(0, at - now) * QUIET_WINDOW_SHARE);
-    const d: Deadline = { at, reason, quietFrom: at - window, watching: false, ended: false, quietTimer: null };
+    const d: Deadline = { at, reason, quietFrom: at - window, watching: false, ended: false, quietTimer: null, activity: 0 };
     this.#all.set(splice, d);
     this.#arm(Math.min(this.#timer?.at ?? Infinity, d.quietFrom));
   }
@@ -132,7 +153,7 @@ export class ConnectionDeadlines {
       }
       next = Math.min(next, d.watching ? d.at : d.quietFrom);
     }
-    if (Object.keys(cut).length > 0) this.#o.closed(cut, 'cut');
+    if (Object.keys(cut).length > 0) this.#o.closed(cut, 'cut', now);
     this.#arm(next);
   }
 
@@ -140,8 +161,13 @@ export class ConnectionDeadlines {
     const d = this.#all.get(splice);
     if (!d || d.ended) return;
     d.quietTimer?.cancel();
+    d.activity++;
     // The initiator spoke: a request is in flight until the responder answers.
-    d.quietTimer = fromResponder ? this.#o.clock.setTimer(QUIET_MS, () => this.#quietCheck(splice)) : null;
+    d.quietTimer = fromResponder ? this.#armQuiet(splice, d) : null;
+  }
+
+  #armQuiet(splice: Splice, d: Deadline): TimerHandle {
+    return this.#o.clock.setTimer(quietAfterMs(d.at - this.#o.clock.now()), () => this.#quietCheck(splice));
   }
 
   #quietCheck(splice: Splice): void {
@@ -149,13 +175,22 @@ export class ConnectionDeadlines {
     if (!d || d.ended) return;
     d.quietTimer = null;
     if (!splice.flushed) {
-      d.quietTimer = this.#o.clock.setTimer(QUIET_MS, () => this.#quietCheck(splice));
+      d.quietTimer = this.#armQuiet(splice, d);
       return;
     }
+    // Whatever arrived while this process was busy is read in the poll phase, before setImmediate.
+    const seen = d.activity;
+    setImmediate(() => {
+      if (this.#all.get(splice) === d && !d.ended && d.activity === seen && d.quietTimer === null) this.#endQuietly(splice, d);
+    });
+  }
+
+  #endQuietly(splice: Splice, d: Deadline): void {
     this.#stopWatching(splice, d);
     d.ended = true;
     splice.end();
     this.#o.endedQuietly(splice, d.reason);
+    if (Object.keys(this.#quietClosed).length === 0) this.#quietFirstAt = this.#o.clock.now();
     this.#quietClosed[d.reason] = (this.#quietClosed[d.reason] ?? 0) + 1;
     this.#quietLog ??= this.#o.clock.setTimer(QUIET_LOG_MS, () => this.#flushQuietLog());
   }
@@ -164,7 +199,7 @@ export class ConnectionDeadlines {
     this.#quietLog = null;
     const counts = this.#quietClosed;
     this.#quietClosed = {};
-    if (Object.keys(counts).length > 0) this.#o.closed(counts, 'quiet');
+    if (Object.keys(counts).length > 0) this.#o.closed(counts, 'quiet', this.#quietFirstAt);
   }
 
   #stopWatching(splice: Splice, d: Deadline): void {

@@ -79,12 +79,12 @@ export abstract class ProxyListener implements SpliceOwner {
       clock: this.clock,
       cut: (splice, reason) => this.closeConnection(splice, reason),
       endedQuietly: (_splice, reason) => this.#countClosed(reason),
-      closed: (closed, how) =>
+      closed: (closed, how, firstAt) =>
         this.log.info(
           how === 'quiet'
             ? 'open connections closed gracefully at a quiet moment just before their deadline (peer certificate notAfter or limits.maxConnectionAge)'
             : 'open connections closed at their deadline (peer certificate notAfter or limits.maxConnectionAge)',
-          { event: `${this.#direction}_deadline`, closed, how },
+          { event: `${this.#direction}_deadline`, closed, how, first_closed_at: new Date(firstAt).toISOString() },
         ),
     });
     // One listener for every accepted socket (not a closure per connection).
