@@ -103,6 +103,8 @@ export interface WebOrdersMeshOptions {
   sidecarArgs?: string[];
   /** web attests with a Kubernetes service-account token file (the CA verifies it offline against a JWKS) instead of a join token. */
   webK8sToken?: boolean;
+  /** orders too (a sidecar whose SVID expired can come back only with a token it can re-present). */
+  ordersK8sToken?: boolean;
 }
 
 export async function startWebOrdersMesh(options: WebOrdersMeshOptions = {}): Promise<WebOrdersMesh> {
@@ -118,7 +120,9 @@ export async function startWebOrdersMesh(options: WebOrdersMeshOptions = {}): Pr
   };
   try {
     initCa(join(tmp.dir, 'ca'), 'example.org', options.initArgs ?? []);
-    const k8s = options.webK8sToken ? await k8sTokenIssuer(tmp.dir) : undefined;
+    const k8s = options.webK8sToken || options.ordersK8sToken ? await k8sTokenIssuer(tmp.dir) : undefined;
+    const k8sToken = async (sa: string, wanted: boolean | undefined): Promise<{ tokenFile?: string }> =>
+      k8s && wanted ? { tokenFile: await k8s.writeToken(join(tmp.dir, `${sa}.token`), { namespace: 'shop', serviceAccount: sa, ttlSeconds: 3600 }) } : {};
     const caArgs = [...(options.caArgs ?? []), ...(k8s?.caArgs ?? [])];
     const ca = (parts.ca = await startCa(join(tmp.dir, 'ca'), caArgs));
     const backend = (parts.backend = await startBackend());
@@ -128,10 +132,11 @@ export async function startWebOrdersMesh(options: WebOrdersMeshOptions = {}): Pr
       name: 'orders',
       spiffeId: shopId('orders'),
       ...ttl,
+      ...(await k8sToken('orders', options.ordersK8sToken)),
       inbound: { appPort: backend.port },
       policy: `ports:\n  "${backend.port}":\n    allow: [${shopId('web')}]\n`,
     }, args));
-    const tokenFile = k8s ? { tokenFile: await k8s.writeToken(join(tmp.dir, 'web.token'), { namespace: 'shop', serviceAccount: 'web', ttlSeconds: 3600 }) } : {};
+    const tokenFile = await k8sToken('web', options.webK8sToken);
     const web = (parts.web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: shopId('web'), ...ttl, ...tokenFile, outbound: { upstreamPort: orders.inboundPort, spiffeId: shopId('orders') } }, args));
     return {
       dir: tmp.dir,
