@@ -119,7 +119,7 @@ export class FloodSockets {
 
   /** Run `tick` every `everyMs` until stop() or destroy(). */
   every(everyMs: number, tick: () => void): void {
-    this.#timer = setInterval(tick, everyMs);
+    this.#timer = setInterval(tick, everyMs).unref(); // a failed test must not be kept alive by it
   }
 
   stop(): void {
