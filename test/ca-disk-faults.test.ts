@@ -160,6 +160,7 @@ describe('CA store and audit log on a full or read-only disk', { skip }, () => {
       const logged = ca.proc.stderr().split('\n').find((l) => l.includes('audit log write failed'));
       assert.ok(logged?.includes(auditFile), `the error log line names the audit file: ${logged}`);
       assert.ok(existsSync(auditFile));
+      assert.equal(issued, 'issued', 'the audit fails open (README, "The sidecar under faults and floods"): the issuance is still answered');
       t.diagnostic(`audit on a full disk: the issuance was ${issued}; /readyz: ${ready.trim()}`);
     } finally {
       disk.unfill();

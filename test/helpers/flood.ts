@@ -2,6 +2,7 @@
 // measured while they run (issue 14, reliability suite: floods). The flood comes from one loopback
 // address and the peer from another (all of 127/8 is loopback), so the per-source handshake budget is
 // what keeps the peer's way open. Every loop here is bounded by a count and a time.
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 import { join } from 'node:path';
@@ -151,30 +152,34 @@ export async function halfOpenFlood(o: { port: number; count: number; from?: str
   return flood;
 }
 
+// The connect-then-close loop, run in a process of its own so that the flood's own work does not
+// slow the legitimate peer's client (which runs in the test process) and skew its latency.
+const CONNECT_CLOSE = `
+const net = require('node:net');
+const o = JSON.parse(process.argv[1]);
+const started = performance.now();
+let made = 0, errors = 0;
+const one = () => new Promise((resolve) => {
+  const s = net.connect({ host: '127.0.0.1', port: o.port, localAddress: o.from });
+  s.once('connect', () => { made++; s.destroy(); resolve(); });
+  s.once('error', () => { errors++; resolve(); });
+});
+Promise.all(Array.from({ length: o.concurrency }, async () => {
+  while (made + errors < o.count && performance.now() - started < o.maxMs) await one();
+})).then(() => console.log(JSON.stringify({ made, errors, perSecond: Math.round(made / ((performance.now() - started) / 1000)) })));
+`;
+
 /**
  * Connect and close at once, `concurrency` at a time, from `from`, until `count` connections or
- * `maxMs` have gone by. Returns how many were made and their rate.
+ * `maxMs` have gone by (in a child process). Returns how many were made and their rate.
  */
 export async function connectCloseFlood(o: { port: number; count: number; maxMs: number; concurrency: number; from?: string }): Promise<{ made: number; errors: number; perSecond: number }> {
-  const started = performance.now();
-  let made = 0;
-  let errors = 0;
-  const one = (): Promise<void> => new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: o.port, localAddress: o.from ?? FLOOD_SOURCE });
-    s.once('connect', () => {
-      made++;
-      s.destroy();
-      resolve();
-    });
-    s.once('error', () => {
-      errors++;
-      resolve();
-    });
-  });
-  await Promise.all(Array.from({ length: o.concurrency }, async () => {
-    while (made + errors < o.count && performance.now() - started < o.maxMs) await one();
-  }));
-  return { made, errors, perSecond: Math.round(made / ((performance.now() - started) / 1000)) };
+  const child = spawn(process.execPath, ['-e', CONNECT_CLOSE, JSON.stringify({ ...o, from: o.from ?? FLOOD_SOURCE })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the connect-then-close flood exited with ${code}: ${out}`);
+  return JSON.parse(out) as { made: number; errors: number; perSecond: number };
 }
 
 /** `count` connections from `from` that each send one byte of a ClientHello every `everyMs`, up to `maxBytes`. */
