@@ -3,7 +3,9 @@
 // a count and the codes (a flood writes a few lines, not one per request). Never keys, tokens or CSRs.
 // Writes go to a stream without blocking the event loop; an issuance waits for its own line to be
 // handed to the OS before its answer leaves. A write failure is loud: metric, log and `failure`.
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
+import { writingTo } from '../common/files.ts';
 import type { Clock, TimerHandle } from '../common/clock.ts';
 import type { Logger } from '../common/log.ts';
 
@@ -22,6 +24,16 @@ export interface AuditRecord {
 /** A Writable (file stream, stderr) or any object with a synchronous `write`. */
 export interface AuditSink {
   write(line: string): unknown;
+  /** The file behind it (fs.WriteStream has one), named in failure messages. */
+  readonly path?: string | Buffer;
+}
+
+/** Open `path` for appending audit lines (0600); TG_WRITE_FAILED naming it when it cannot be opened. */
+export function openAuditFile(path: string): WriteStream {
+  const fd = writingTo(path, () => openSync(path, 'a', 0o600));
+  const stream = createWriteStream(path, { fd });
+  stream.path = path; // Node leaves it unset when given an fd; AuditLog names it in failures
+  return stream;
 }
 
 /** One aggregated line per address per interval. */
@@ -128,9 +140,11 @@ export class AuditLog {
 
   #failed(e: Error): void {
     const first = this.#failure === undefined;
-    this.#failure = `audit log write failed: ${e.message}`;
+    const path = this.#o.out.path;
+    const file = typeof path === 'string' && path !== '' ? ` (${path})` : '';
+    this.#failure = `audit log write failed: ${e.message}${file}`;
     this.#o.onWriteError?.(e);
-    if (first) this.#o.logger?.error('audit log write failed: decisions are not being recorded', { error: e.message });
+    if (first) this.#o.logger?.error(`audit log write failed${file}: decisions are not being recorded; free space or fix the file, then restart`, { error: e.message, ...(file ? { path } : {}) });
   }
 
   #iso(ms: number): string {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Clock } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
 import { withFileLock, type FileLockOptions } from '../common/file-lock.ts';
-import { writeFileAtomic } from '../common/files.ts';
+import { writeFileAtomic, writingTo } from '../common/files.ts';
 import type { Logger } from '../common/log.ts';
 import { certsToPem, parsePemBlocks, pemToCertDers, toPem } from '../pki/pem.ts';
 import { parseTrustDomain } from '../pki/spiffe-id.ts';
@@ -163,8 +163,10 @@ export class DirectoryStore implements CaStore {
     if (this.exists() && !o.force) {
       throw new TollgateError('TG_STORE_EXISTS', `a CA already exists in ${this.dir}; pass --force to replace it (every issued certificate will stop being trusted)`);
     }
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    chmodSync(this.dir, 0o700);
+    writingTo(this.dir, () => {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      chmodSync(this.dir, 0o700);
+    });
     let previous: Versioned | undefined;
     try {
       previous = existsSync(this.path(StoreFiles.records)) ? this.readSync() : undefined;
@@ -223,13 +225,14 @@ export class DirectoryStore implements CaStore {
 
   commitSync(expectedRevision: number, records: StoreRecords, material: readonly NewMaterial[] = []): number {
     validateRecords(records);
-    mkdirSync(this.path(StoreFiles.authorities), { recursive: true, mode: 0o700 });
-    // Material first, under names no record uses yet: a crash or a lost race leaves only orphans.
-    for (const m of material) {
-      if (m.keyPkcs8) writeFileAtomic(this.#authorityPath(m.id, 'key'), toPem('PRIVATE KEY', m.keyPkcs8), 0o600);
-      writeFileAtomic(this.#authorityPath(m.id, 'crt'), toPem('CERTIFICATE', m.certificate), 0o644);
-    }
+    writingTo(this.path(StoreFiles.authorities), () => mkdirSync(this.path(StoreFiles.authorities), { recursive: true, mode: 0o700 }));
     try {
+      // Material first, under names no record uses yet: a crash or a lost race leaves only orphans,
+      // and a failed write (disk full) removes them below.
+      for (const m of material) {
+        if (m.keyPkcs8) writeFileAtomic(this.#authorityPath(m.id, 'key'), toPem('PRIVATE KEY', m.keyPkcs8), 0o600);
+        writeFileAtomic(this.#authorityPath(m.id, 'crt'), toPem('CERTIFICATE', m.certificate), 0o644);
+      }
       return withFileLock(this.path(StoreFiles.lock), () => {
         const current = this.#revision();
         if (current !== expectedRevision) {

@@ -1,9 +1,10 @@
 // `tollgate ca ...`: init, serve, token create. The CA's modules (gRPC, x509, prom-client) are
 // imported inside each action, so that other commands and --help do not pay for loading them.
-import { createWriteStream, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Attestor } from '../ca/attestation/attestor.ts';
+import { openAuditFile } from '../ca/audit.ts';
 import { DEFAULT_CONNECTION_LIMITS } from '../ca/connection-guard.ts';
 import { systemClock } from '../common/clock.ts';
 import { formatDuration, parseDuration } from '../common/duration.ts';
@@ -158,7 +159,7 @@ Examples:
       const attestors = await k8sAttestors(o);
       // Audit lines go through a stream (never a synchronous write per line); an issuance's answer
       // leaves once its line is with the OS; SIGTERM flushes the aggregated refusal lines.
-      const auditFile = o.auditLog ? createWriteStream('', { fd: openSync(o.auditLog, 'a', 0o600) }) : undefined;
+      const auditFile = o.auditLog ? openAuditFile(o.auditLog) : undefined;
       const audit = auditFile ?? process.stderr;
       const [{ startCaServer }, { initIfEmpty, expectTrustDomain }] = await Promise.all([import('../ca/server.ts'), import('../ca/new-ca.ts')]);
       const opened = await openStore(o, { clock: systemClock, logger });

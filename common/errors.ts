@@ -42,6 +42,7 @@ export const ErrorCodes = {
   TG_CONFIG_INVALID: 'configuration is invalid',
   TG_PROXY_HEADER_INVALID: 'PROXY protocol header is malformed',
   TG_UNAVAILABLE: 'a dependency is unreachable',
+  TG_WRITE_FAILED: 'a file could not be written (disk full, read-only file system or no permission); nothing was half-written',
   TG_POLICY_DENIED: 'peer is not allowed by policy',
   TG_TLS_HANDSHAKE: 'the TLS handshake failed (peer closed, wrong protocol or TLS version)',
   TG_CAPTURE_FAILED: 'traffic capture rules could not be applied',

@@ -8,6 +8,7 @@ import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, wr
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { TollgateError } from './errors.ts';
+import { writeFailed, writingTo } from './files.ts';
 
 export interface FileLockOptions {
   /** A lock older than this is a crashed holder's. Default 30 s. */
@@ -62,7 +63,7 @@ export function withFileLock<T>(path: string, fn: () => T, options: FileLockOpti
     try {
       fd = openSync(path, 'wx', 0o600);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeFailed(path, e);
       if (isStale(path, staleMs, wallClock())) {
         const aside = `${path}.stale.${randomBytes(4).toString('hex')}`;
         try {
@@ -80,8 +81,11 @@ export function withFileLock<T>(path: string, fn: () => T, options: FileLockOpti
     }
   }
   try {
-    writeSync(fd, `${process.pid} ${hostname()} ${new Date(wallClock()).toISOString()}`);
-    closeSync(fd);
+    try {
+      writingTo(path, () => writeSync(fd, `${process.pid} ${hostname()} ${new Date(wallClock()).toISOString()}`));
+    } finally {
+      closeSync(fd);
+    }
     return fn();
   } finally {
     try {

@@ -242,7 +242,8 @@ export class InboundProxy extends ProxyListener {
       this.log.error('cannot reach the app; the peer was disconnected', {
         event: 'inbound_app_unreachable',
         reason: 'app_unreachable',
-        code: (err as NodeJS.ErrnoException | null)?.code ?? 'TG_UNAVAILABLE',
+        code: 'TG_UNAVAILABLE',
+        errno: (err as NodeJS.ErrnoException | null)?.code ?? 'closed', // ECONNREFUSED, ETIMEDOUT... or the app closed it
         peer_id: splice.peerId,
         remote: endpoint(rawOf(splice.tls as tls.TLSSocket) ?? splice.tls),
         error: `${err?.message ?? 'the app closed the connection'}; check that the app listens on ${this.#o.app.host}:${this.#o.app.port}`,

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { TollgateError } from '../../common/errors.ts';
-import { writeFileAtomic } from '../../common/files.ts';
+import { writeFileAtomic, writingTo } from '../../common/files.ts';
 
 export const MAX_JOIN_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000;
 /** Used records (and unused ones long expired) are kept this long, then pruned. */
@@ -58,7 +58,7 @@ export class DirectoryJoinTokens implements JoinTokenStore {
   }
 
   async add(hash: string, record: JoinTokenRecord): Promise<void> {
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    writingTo(this.#dir, () => mkdirSync(this.#dir, { recursive: true, mode: 0o700 }));
     writeFileAtomic(join(this.#dir, `${hash}.json`), JSON.stringify(record), 0o600);
   }
 

@@ -117,6 +117,8 @@ export interface WebOrdersMeshOptions<B extends MeshBackend = TestBackend> {
   webK8sToken?: boolean;
   /** Starts the app behind the orders sidecar; default the echo backend (startBackend). */
   backend?: () => Promise<B>;
+  /** orders too (a sidecar whose SVID expired can come back only with a token it can re-present). */
+  ordersK8sToken?: boolean;
 }
 
 export async function startWebOrdersMesh<B extends MeshBackend = TestBackend>(options: WebOrdersMeshOptions<B> = {}): Promise<WebOrdersMesh<B>> {
@@ -132,7 +134,9 @@ export async function startWebOrdersMesh<B extends MeshBackend = TestBackend>(op
   };
   try {
     initCa(join(tmp.dir, 'ca'), 'example.org', options.initArgs ?? []);
-    const k8s = options.webK8sToken ? await k8sTokenIssuer(tmp.dir) : undefined;
+    const k8s = options.webK8sToken || options.ordersK8sToken ? await k8sTokenIssuer(tmp.dir) : undefined;
+    const k8sToken = async (sa: string, wanted: boolean | undefined): Promise<{ tokenFile?: string }> =>
+      k8s && wanted ? { tokenFile: await k8s.writeToken(join(tmp.dir, `${sa}.token`), { namespace: 'shop', serviceAccount: sa, ttlSeconds: 3600 }) } : {};
     const caArgs = [...(options.caArgs ?? []), ...(k8s?.caArgs ?? [])];
     const ca = (parts.ca = await startCa(join(tmp.dir, 'ca'), caArgs));
     const backend = (parts.backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))());
@@ -142,10 +146,11 @@ export async function startWebOrdersMesh<B extends MeshBackend = TestBackend>(op
       name: 'orders',
       spiffeId: shopId('orders'),
       ...ttl,
+      ...(await k8sToken('orders', options.ordersK8sToken)),
       inbound: { appPort: backend.port },
       policy: `ports:\n  "${backend.port}":\n    allow: [${shopId('web')}]\n`,
     }, args));
-    const tokenFile = k8s ? { tokenFile: await k8s.writeToken(join(tmp.dir, 'web.token'), { namespace: 'shop', serviceAccount: 'web', ttlSeconds: 3600 }) } : {};
+    const tokenFile = await k8sToken('web', options.webK8sToken);
     const web = (parts.web = await startSidecar(tmp.dir, ca, { name: 'web', spiffeId: shopId('web'), ...ttl, ...tokenFile, outbound: { upstreamPort: orders.inboundPort, spiffeId: shopId('orders') } }, args));
     return {
       dir: tmp.dir,

@@ -178,8 +178,9 @@ export interface TestBackend {
 /**
  * A TCP server on 127.0.0.1:0 that counts connections and bytes; echoes unless `echo` is false, and
  * ends its side when the client ends its own unless `endWhenPeerEnds` is false (to test half-close).
+ * `port` starts it again where a stopped one listened (an app coming back).
  */
-export async function startBackend(options: { echo?: boolean; endWhenPeerEnds?: boolean } = {}): Promise<TestBackend> {
+export async function startBackend(options: { echo?: boolean; endWhenPeerEnds?: boolean; /** default 0: any free port */ port?: number } = {}): Promise<TestBackend> {
   let connections = 0;
   let bytes = 0;
   const received: Buffer[][] = [];
@@ -197,7 +198,10 @@ export async function startBackend(options: { echo?: boolean; endWhenPeerEnds?: 
     if (options.endWhenPeerEnds !== false) s.on('end', () => s.end());
     s.on('error', () => s.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
   return {
     port: (server.address() as net.AddressInfo).port,
     get connections() {
