@@ -97,3 +97,30 @@ test('a renewal that fails keeps the current certificate and logs it; setIssuer 
   assert.deepEqual(r.trusted.at(-1), [r.root.certificate, freshRoot.certificate], 'the new client-trust roots reach grpc-js');
   r.identity.stop();
 });
+
+test('a renewal that fails is tried again within a minute, not only at the next intermediate rotation', async () => {
+  const r = await rig();
+  let failures = 0;
+  class FlakyIssuer extends SvidIssuer {
+    override issue(...a: Parameters<SvidIssuer['issue']>): ReturnType<SvidIssuer['issue']> {
+      if (failures > 0) {
+        failures--;
+        throw new Error('the store is briefly unreachable');
+      }
+      return super.issue(...a);
+    }
+  }
+  r.identity.setIssuer(new FlakyIssuer({ intermediate: r.intermediate, clock: r.clock }));
+  const first = serial(r.identity.chain[0]!);
+  failures = 2;
+  r.clock.advance(12 * HOUR); // half of its 24 h: the renewal fails
+  assert.equal(serial(r.identity.chain[0]!), first, 'kept while renewals fail');
+  assert.ok(r.logs.some((l) => /trying again/.test(String(l.msg)) && l.retry_in_ms === 60_000));
+  r.clock.advance(60_000); // the retry fails too
+  assert.equal(serial(r.identity.chain[0]!), first);
+  r.clock.advance(60_000); // and the next one succeeds
+  assert.notEqual(serial(r.identity.chain[0]!), first, 'renewed by a retry');
+  assert.equal(r.identity.notAfter, r.clock.now() + 24 * HOUR);
+  r.identity.stop();
+});
+

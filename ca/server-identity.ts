@@ -59,16 +59,28 @@ export class CaServerIdentity implements CertificateProvider {
     this.#notAfter = svid.notAfter;
     this.#chain = svid.chain;
     for (const l of this.#idListeners) l(this.#identity);
+    this.#schedule(Math.max(1000, (svid.notAfter - this.#clock.now()) / 2));
+    this.#log.info('CA serving certificate issued', { spiffe_id: this.spiffeId, serial: svid.serialHex, not_after: new Date(svid.notAfter).toISOString() });
+  }
+
+  #schedule(ms: number): void {
     this.#timer?.cancel();
-    const halfLife = Math.max(1000, (svid.notAfter - this.#clock.now()) / 2);
-    this.#timer = this.#clock.setTimer(halfLife, () => {
+    this.#timer = this.#clock.setTimer(ms, () => {
       try {
         this.renew();
       } catch (e) {
-        this.#log.error('cannot renew the CA serving certificate; keeping the current one', { error: (e as Error).message });
+        // Try again soon: without a retry, one failed renewal would let the serving certificate
+        // run out (until setIssuer at the next intermediate rotation).
+        const left = this.#notAfter - this.#clock.now();
+        const retryMs = left > 0 ? Math.min(60_000, Math.max(1000, left / 10)) : 60_000;
+        this.#log.error('cannot renew the CA serving certificate; keeping the current one and trying again', {
+          error: (e as Error).message,
+          retry_in_ms: Math.round(retryMs),
+          not_after: new Date(this.#notAfter).toISOString(),
+        });
+        this.#schedule(retryMs);
       }
     });
-    this.#log.info('CA serving certificate issued', { spiffe_id: this.spiffeId, serial: svid.serialHex, not_after: new Date(svid.notAfter).toISOString() });
   }
 
   /** Renew from `issuer` now; if that fails, the old issuer and certificate stay and this throws. */
