@@ -6,21 +6,18 @@
 // connection in ten. So in a window before the deadline (a tenth of the time the connection had
 // left when the deadline was set, at most a minute) the connection is watched, and closed gracefully
 // (FIN and TLS close_notify on both legs, nothing cut) at its first quiet moment: the responder's
-// bytes have been passed on and flushed, and nothing moved either way for a while (below). A protocol where
+// bytes have been passed on and flushed, and nothing moved either way for QUIET_MS. A protocol where
 // the initiator speaks and the responder answers (HTTP/1.1, gRPC unary, most RPC) then loses nothing;
 // a client that sees the FIN before reusing the connection opens a new one. A connection that never
 // quiets down (a stream, an upload) is destroyed at the deadline, as before. A revoked peer
 // (policy_revoked) gets no window.
 //
-// How long "quiet" must last shrinks as the deadline nears: a tenth of the time left, between
-// QUIET_MS and QUIET_MAX_MS. Early in the window only a connection idle for long is closed. That
-// matters for pooled clients (an HTTP agent reusing the most recently freed socket first): the FIN of
-// a connection that just went quiet can cross the pool's next request on it, which the client then
-// sees reset; a connection the pool has left alone for a while is unlikely to be picked in that
-// instant. Near the deadline, a short pause after an answer is enough (a client pacing 10 ms
-// between requests on its own connection is closed in one such pause). And the close waits for one
-// more turn of the event loop (setImmediate, after the poll phase), so that bytes which arrived while
-// the process was busy are seen before the decision, not after the FIN.
+// Quiet is short on purpose (QUIET_MS): a client that pauses between requests (10 ms in the
+// rotation bench) then sees the FIN well before it sends again. A longer quiet, or one that shrinks
+// towards the deadline, fires when it matches the client's pause, i.e. just as the next request goes
+// out; a shrinking one did, in the soak. And the close waits for one more turn of the event loop
+// (setImmediate, after the poll phase), so that bytes which arrived while the process was busy are
+// seen before the decision, not after the FIN.
 //
 // One clock timer serves every deadline and window start (as before); the per-connection quiet
 // timers exist only for connections inside their window.
@@ -30,15 +27,8 @@ import type { Splice } from './splice.ts';
 /** Why an open connection was closed by the sidecar (metric reason, with result "closed"). */
 export type DeadlineReason = 'cert_expired' | 'max_age' | 'policy_revoked';
 
-/** The shortest quiet that counts, near the deadline: nothing moved either way for this long after an answer. */
+/** Nothing moved either way for this long after an answer: the connection is quiet. */
 export const QUIET_MS = 5;
-/** The longest quiet asked for, early in a long window. */
-export const QUIET_MAX_MS = 1_000;
-
-/** How long a connection must stay quiet after an answer to be closed, `leftMs` before its deadline. */
-export function quietAfterMs(leftMs: number): number {
-  return Math.max(QUIET_MS, Math.min(QUIET_MAX_MS, Math.floor(leftMs / 10)));
-}
 /** The watch window before a deadline: this share of the time left when the deadline was set... */
 export const QUIET_WINDOW_SHARE = 0.1;
 /** ...but never longer than this. */
@@ -167,7 +157,7 @@ export class ConnectionDeadlines {
   }
 
   #armQuiet(splice: Splice, d: Deadline): TimerHandle {
-    return this.#o.clock.setTimer(quietAfterMs(d.at - this.#o.clock.now()), () => this.#quietCheck(splice));
+    return this.#o.clock.setTimer(QUIET_MS, () => this.#quietCheck(splice));
   }
 
   #quietCheck(splice: Splice): void {

@@ -3,6 +3,12 @@
 // on keep-alive connections (an http.Agent pool, as a Node service would call another) with requests
 // on a new connection each (a full mTLS handshake between the sidecars every time). Every request is
 // counted; every failure with its reason and time.
+//
+// Like the HTTP clients of Go, curl and browsers (RFC 9112 §9.3.1, RFC 9110 §9.2.2), and unlike Node's
+// bare http.Agent, the client sends a GET again, once, on a new connection when a reused keep-alive
+// connection closed under it before any byte of the answer: the server may close an idle connection
+// at any time, and a request that crossed that close was never processed. Those requests are counted
+// apart (`retried`, with their times), so the soak can check they line up with the sidecars' closes.
 import { Agent, createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -49,6 +55,10 @@ export interface LoadFailure {
 export interface LoadCounts {
   readonly ok: number;
   readonly failed: number;
+  /** Requests sent again after a reused keep-alive connection closed before any byte of the answer. */
+  readonly retried: number;
+  /** The first MAX_KEPT of those, with their times. */
+  readonly retries: LoadFailure[];
   readonly byLane: Record<LoadLane, { ok: number; failed: number }>;
   /** Failures by reason. */
   readonly reasons: Record<string, number>;
@@ -81,7 +91,7 @@ export interface Load {
 }
 
 export function emptyCounts(): LoadCounts {
-  return { ok: 0, failed: 0, byLane: { keepalive: { ok: 0, failed: 0 }, fresh: { ok: 0, failed: 0 } }, reasons: {}, failures: [] };
+  return { ok: 0, failed: 0, retried: 0, retries: [], byLane: { keepalive: { ok: 0, failed: 0 }, fresh: { ok: 0, failed: 0 } }, reasons: {}, failures: [] };
 }
 
 /** a + b (for a run made of several load phases). */
@@ -89,28 +99,41 @@ export function addCounts(a: LoadCounts, b: LoadCounts): LoadCounts {
   const reasons = { ...a.reasons };
   for (const [k, v] of Object.entries(b.reasons)) reasons[k] = (reasons[k] ?? 0) + v;
   const lane = (l: LoadLane) => ({ ok: a.byLane[l].ok + b.byLane[l].ok, failed: a.byLane[l].failed + b.byLane[l].failed });
-  return { ok: a.ok + b.ok, failed: a.failed + b.failed, byLane: { keepalive: lane('keepalive'), fresh: lane('fresh') }, reasons, failures: [...a.failures, ...b.failures].slice(0, MAX_KEPT) };
+  return {
+    ok: a.ok + b.ok,
+    failed: a.failed + b.failed,
+    retried: a.retried + b.retried,
+    retries: [...a.retries, ...b.retries].slice(0, MAX_KEPT),
+    byLane: { keepalive: lane('keepalive'), fresh: lane('fresh') },
+    reasons,
+    failures: [...a.failures, ...b.failures].slice(0, MAX_KEPT),
+  };
 }
 
-/** One GET /r/n; resolves null when the answer was right, else the reason it failed. */
-function get(o: { port: number; n: number; agent: Agent | false; timeoutMs: number }): Promise<string | null> {
+/**
+ * One GET /r/n; resolves null when the answer was right, else the reason it failed, and whether it may
+ * be sent again: a reused keep-alive connection that closed before any byte of the answer.
+ */
+function get(o: { port: number; n: number; agent: Agent | false; timeoutMs: number }): Promise<{ why: string; retriable: boolean } | null> {
   return new Promise((resolve) => {
     let done = false;
-    const finish = (why: string | null): void => {
+    let answered = false;
+    const finish = (why: string | null, retriable = false): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      resolve(why);
+      resolve(why === null ? null : { why, retriable });
     };
     const headers = o.agent ? {} : { connection: 'close' };
     const req = request({ host: '127.0.0.1', port: o.port, path: `/r/${o.n}`, agent: o.agent, headers }, (res: IncomingMessage) => {
+      answered = true;
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => (body += d));
       res.on('end', () => finish(res.statusCode !== 200 ? `http ${res.statusCode}` : body !== `ok ${o.n}` ? 'wrong body' : null));
       res.on('error', (e: NodeJS.ErrnoException) => finish(`response ${e.code ?? e.message}`));
     });
     // A reused keep-alive socket closed under the request is told apart: it is the close-at-notAfter race.
-    req.on('error', (e: NodeJS.ErrnoException) => finish(`${e.code ?? e.message}${req.reusedSocket ? ' on a reused keep-alive connection' : ''}`));
+    req.on('error', (e: NodeJS.ErrnoException) => finish(`${e.code ?? e.message}${req.reusedSocket ? ' on a reused keep-alive connection' : ''}`, req.reusedSocket && !answered));
     const timer = setTimeout(() => {
       finish('timeout');
       req.destroy();
@@ -133,7 +156,14 @@ export function startLoad(o: { port: number; shape?: LoadShape; maxMs: number; m
   const loop = async (lane: LoadLane): Promise<void> => {
     while (more()) {
       const n = sent++;
-      const why = await get({ port: o.port, n, agent: lane === 'keepalive' ? agent : false, timeoutMs: shape.requestTimeoutMs });
+      const options = { port: o.port, n, agent: lane === 'keepalive' ? agent : false, timeoutMs: shape.requestTimeoutMs } as const;
+      let result = await get(options);
+      if (result?.retriable) {
+        c.retried++;
+        if (c.retries.length < MAX_KEPT) c.retries.push({ at: Date.now(), lane, reason: result.why });
+        result = await get(options); // once, as HTTP clients do; a second failure counts
+      }
+      const why = result?.why ?? null;
       if (why === null) {
         c.ok++;
         c.byLane[lane].ok++;

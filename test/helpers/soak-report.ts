@@ -38,7 +38,7 @@ export function formatSoak(r: SoakResult): string {
     `requests: ${n(q.ok)} ok (keep-alive ${n(q.byLane.keepalive.ok)}, new connection ${n(q.byLane.fresh.ok)}), ${n(q.failed)} failed${reasons ? ` (${reasons})` : ''}`,
     `policy: ${rl.writes} files written (${rl.changes} with a changed allow-list), ${rl.sighups} SIGHUPs (${rl.sighupsSeen} logged), ${rl.applied} applied, ${rl.refused} refused`,
     `CA restarts: ${r.caRestarts.length}${restarts ? ` (${restarts})` : ''}`,
-    `connections closed at a peer certificate's notAfter: ${r.certExpiryCloses}; failed requests just after such a close: ${r.failedAtNotAfter}`,
+    `connections closed at a peer certificate's notAfter: ${r.certExpiryCloses}; failed requests just after such a close: ${r.failedAtNotAfter}; requests sent again after such a close crossed them on a reused keep-alive connection: ${r.requests.retried} (${r.retriedAtNotAfter} just after a close)`,
     `descriptor check: end <= start + ${r.fdSlack} for every process`,
     r.problems.length === 0 ? 'PASS' : `FAIL:\n${r.problems.map((p) => `  - ${p}`).join('\n')}`,
   ].join('\n');

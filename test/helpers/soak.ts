@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../common/files.ts';
 import { metricSample, shopId, startWebOrdersMesh, type WebOrdersMesh } from './mesh-fixture.ts';
 import { emptyFigures, record, sampleProcess, type ProcFigures } from './proc-sample.ts';
-import { addCounts, startLoad, startSoakApp, type LoadCounts, type LoadShape, type SoakApp } from './soak-load.ts';
+import { addCounts, startLoad, startSoakApp, type LoadCounts, type LoadFailure, type LoadShape, type SoakApp } from './soak-load.ts';
 import { waitFor } from './sidecar-fixture.ts';
 
 /**
@@ -78,6 +78,8 @@ export interface SoakResult {
    * failure stands out.
    */
   readonly failedAtNotAfter: number;
+  /** Requests the client sent again (a reused keep-alive connection closed before any byte of the answer) that fell just after such a close. */
+  readonly retriedAtNotAfter: number;
   /** Whether every proxied connection had closed before the start and end samples. */
   readonly quiet: { start: boolean; end: boolean };
   readonly fdSlack: number;
@@ -147,10 +149,10 @@ function notAfterSweeps(stderr: string): Array<{ from: number; to: number }> {
   return out;
 }
 
-/** Failed requests (of those kept with their times) that fell just after a notAfter close. */
-function failuresAtNotAfter(requests: LoadCounts, sweeps: Array<{ from: number; to: number }>): number {
+/** Of `events` (failures or retries, with their times), those that fell just after a notAfter close. */
+function atNotAfter(events: readonly LoadFailure[], sweeps: Array<{ from: number; to: number }>): number {
   // A client may see the close a little before the sidecar's clock time of it (two processes, two event loops).
-  return requests.failures.filter((f) => sweeps.some((s) => f.at >= s.from - NOTAFTER_LOG_LAG_MS && f.at - s.to <= NOTAFTER_WINDOW_MS)).length;
+  return events.filter((f) => sweeps.some((s) => f.at >= s.from - NOTAFTER_LOG_LAG_MS && f.at - s.to <= NOTAFTER_WINDOW_MS)).length;
 }
 
 /** Policy actions, in turn: rewrite; rewrite then SIGHUP at once; SIGHUP alone. */
@@ -302,6 +304,7 @@ async function soakMesh(
     applied: logEvents(orders, 'policy_reloaded'),
     refused: Math.max(logEvents(orders, 'policy_reload_failed'), metricSample(m['orders-sidecar'], 'tollgate_config_reload_failures_total')),
   };
+  const sweeps = [...notAfterSweeps(orders), ...notAfterSweeps(mesh.web.proc.stderr())];
   const result: SoakResult = {
     ttl: o.ttl,
     loadMs: o.loadMs,
@@ -311,7 +314,8 @@ async function soakMesh(
     reloads,
     caRestarts,
     certExpiryCloses: SIDECARS.reduce((n, s) => n + CERT_CLOSES.reduce((k, c) => k + metricSample(m[s], c), 0), 0),
-    failedAtNotAfter: failuresAtNotAfter(requests, [...notAfterSweeps(orders), ...notAfterSweeps(mesh.web.proc.stderr())]),
+    failedAtNotAfter: atNotAfter(requests.failures, sweeps),
+    retriedAtNotAfter: atNotAfter(requests.retries, sweeps),
     quiet: { start: quietStart, end: quietEnd },
     fdSlack: FD_SLACK,
     problems: [],
@@ -335,6 +339,10 @@ export function problemsOf(r: SoakResult, warmed = true): string[] {
   if (r.requests.failed > 0) {
     out.push(`${r.requests.failed} failed requests (${r.failedAtNotAfter} within ${NOTAFTER_WINDOW_MS / 1000} s after a sidecar closed connections at a peer certificate's notAfter): ${JSON.stringify(r.requests.reasons)}`);
   }
+  // A retry is fine only where a sidecar closed connections (the close crossed the request), and a
+  // close can cross at most the one request on its connection.
+  if (r.requests.retried > r.retriedAtNotAfter) out.push(`${r.requests.retried - r.retriedAtNotAfter} requests had to be sent again away from any close at a peer certificate's notAfter`);
+  if (r.requests.retried > r.certExpiryCloses) out.push(`${r.requests.retried} requests sent again, more than the ${r.certExpiryCloses} connections the sidecars closed`);
   for (const p of r.processes) {
     if (p.fds.start === null || p.fds.end === null) out.push(`${p.name}: no start or end sample`);
     else if (p.fds.end > p.fds.start + r.fdSlack) out.push(`${p.name}: ${p.fds.end} open descriptors at the end, ${p.fds.start} at the start (slack ${r.fdSlack})`);
