@@ -5,7 +5,8 @@
 // counted; every failure with its reason and time.
 //
 // Like the HTTP clients of Go, curl and browsers (RFC 9112 §9.3.1, RFC 9110 §9.2.2), and unlike Node's
-// bare http.Agent, the client sends a GET again, once, on a new connection when a reused keep-alive
+// bare http.Agent, the client sends a GET again, once, on a new connection (not one from the pool, whose
+// other connections to the same peer close at the same moment) when a reused keep-alive
 // connection closed under it before any byte of the answer: the server may close an idle connection
 // at any time, and a request that crossed that close was never processed. Those requests are counted
 // apart (`retried`, with their times), so the soak can check they line up with the sidecars' closes.
@@ -161,7 +162,8 @@ export function startLoad(o: { port: number; shape?: LoadShape; maxMs: number; m
       if (result?.retriable) {
         c.retried++;
         if (c.retries.length < MAX_KEPT) c.retries.push({ at: Date.now(), lane, reason: result.why });
-        result = await get(options); // once, as HTTP clients do; a second failure counts
+        // Once, on a new connection: the pool's other connections to this peer may be closing in the same instant.
+        result = await get({ ...options, agent: false });
       }
       const why = result?.why ?? null;
       if (why === null) {
