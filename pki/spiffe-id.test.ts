@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { caSpiffeId, isReservedId, kubernetesSpiffeId, parseSpiffeId, parseTrustDomain, parseWorkloadId, refuseReservedId, trustDomainId } from './spiffe-id.ts';
+import { caSpiffeId, isReservedId, kubernetesSpiffeId, parseSpiffeId, parseTrustDomain, parseWorkloadId, refuseReservedId, spiffeIdProblem, trustDomainId } from './spiffe-id.ts';
 import fc from 'fast-check';
 import { TollgateError } from '../common/errors.ts';
 
@@ -190,4 +190,11 @@ test('refuseReservedId hands a workload ID back unchanged and names the reserved
     return true;
   });
   assert.equal(isReservedId(parseSpiffeId('spiffe://td/tollgate')), true);
+});
+
+test('spiffeIdProblem: null for a valid ID, else the words parseSpiffeId uses after the quoted input', () => {
+  assert.equal(spiffeIdProblem('spiffe://td/a'), null);
+  assert.equal(spiffeIdProblem('spiffe://td'), null);
+  assert.equal(spiffeIdProblem('spiffe://td/a/'), 'ends with "/"; remove the trailing slash');
+  assert.equal(spiffeIdProblem('http://td/a'), 'is not a SPIFFE ID: it must start with "spiffe://"');
 });

@@ -83,6 +83,16 @@ export function parseSpiffeId(input: string): SpiffeId {
   return Object.freeze({ trustDomain: td, path, id: input });
 }
 
+/** Why `input` is not a SPIFFE ID (the words after the quoted input in parseSpiffeId's error), or null when it is one. */
+export function spiffeIdProblem(input: string): string | null {
+  try {
+    parseSpiffeId(input);
+    return null;
+  } catch (e) {
+    return (e as TollgateError).details['reason'] as string; // parseSpiffeId throws only through invalid()
+  }
+}
+
 /** Parse and require a workload (leaf) ID: one with a non-empty path. */
 export function parseWorkloadId(input: string): SpiffeId {
   const id = parseSpiffeId(input);
