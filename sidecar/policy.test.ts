@@ -363,3 +363,18 @@ test('firstUnlistedPort: where "default" is decided; none when every port 1..655
   delete ports['2'];
   assert.equal(firstUnlistedPort(policy()), 2);
 });
+
+const patterns: Bad[] = [
+  ['not a SPIFFE ID, with "*" where a segment would be', rule('https://example.org/ns/ab*'), 4, /: "https:\/\/example\.org\/ns\/ab\*" is not a SPIFFE ID: it must start with "spiffe:\/\/"$/],
+  ['outside two accepted trust domains', rule('spiffe://other.org/ns/a', 'trustDomains: [example.org, partner.io]\n'), 5, /which is not accepted \(accepted: example\.org, partner\.io\); add it to trustDomains or remove the rule$/],
+  ['port true', 'ports:\n  true:\n    allow: []\n', 2, /: port true is not a port number; use an integer 1\.\.65535 \(e\.g\. "8080"\)$/],
+  ['port null', 'ports:\n  ~:\n    allow: []\n', 2, /: port null is not a port number/],
+  ['port "a80"', port('"a80"'), 2, /: port "a80" is not a port number/],
+  ['port "80a"', port('"80a"'), 2, /: port "80a" is not a port number/],
+];
+
+for (const [name, text, line, message] of patterns) {
+  test(`parsePolicy rejects: ${name} (line ${line})`, () => {
+    assert.throws(() => parse(text), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' && e.message.startsWith(`cannot read policy ${SOURCE} line ${line}: `) && message.test(e.message));
+  });
+}
