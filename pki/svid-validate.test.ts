@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate, generateKeyPairSync, sign } from 'node:crypto';
 import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
 import { TollgateError } from '../common/errors.ts';
-import { checkLeafProfile, signedBy, verifySvidChain } from './svid-validate.ts';
+import { checkLeafProfile, checkSigningProfile, signedBy, verifySvidChain } from './svid-validate.ts';
 import { leafFrom, testChain, buildCert, p256 } from './test-chain.ts';
 import { parseCertificate, Oid } from './x509.ts';
 
@@ -273,4 +273,58 @@ test('profile: exact messages for a repeated extension, a cA=false basicConstrai
   assert.throws(() => checkLeafProfile(parseCertificate(leafFrom(chain, { uris: ['spiffe://example.org'] }))), says(/^URI SAN is not a workload SPIFFE ID: "spiffe:\/\/example\.org" is a trust-domain ID/));
   assert.throws(() => checkLeafProfile(parseCertificate(leafFrom(chain, { uris: [] }))), says(/^certificate has no subjectAltName: an SVID carries its SPIFFE ID as a URI SAN$/));
   assert.throws(() => checkLeafProfile(parseCertificate(leafFrom(chain, { version: 1 }))), says(/^certificate is X\.509 v1; SVIDs are v3$/));
+});
+
+test('every TG_SVID_INVALID refusal keeps its words as details.reason', () => {
+  assert.throws(() => checkLeafProfile(parseCertificate(leafFrom(chain, { keyUsage: null }))), (e: unknown) =>
+    e instanceof TollgateError && e.details['reason'] === 'leaf certificate has no keyUsage; an SVID needs digitalSignature' && e.message === e.details['reason']);
+});
+
+test('a signing certificate whose SAN has no URI (a DNS name only) has no trust domain to check', () => {
+  const p = parseCertificate(chain.intermediate);
+  const dnsOnly = { critical: false, value: tlv(Tag.SEQUENCE, tlv(0x82, Buffer.from('ca.example.org'))) };
+  const cert = { ...p, extensions: new Map([...p.extensions, [Oid.subjectAltName, dnsOnly]]) };
+  assert.deepEqual(checkSigningProfile(cert), { trustDomain: undefined, pathLen: 0 });
+  assert.deepEqual(checkSigningProfile(parseCertificate(chain.root)), { trustDomain: 'example.org', pathLen: undefined });
+});
+
+test('signedBy: the issuer name must match even when the key is right; the TBS algorithm must match the outer one', () => {
+  const leaf = parseCertificate(leafFrom(chain));
+  const sameKeyOtherName = parseCertificate(buildCert({ subject: 'Other Name', issuerName: 'Test Root', issuerKey: chain.rootKey.key, issuerSpki: chain.rootKey.spki, spki: chain.intermediateKey.spki, notBefore: now - day, notAfter: now + day, ca: true, keyUsage: [0x01, 0x06] }));
+  assert.equal(signedBy(leaf, sameKeyOtherName), false);
+  assert.equal(signedBy(leaf, parseCertificate(chain.intermediate)), true);
+  // TBS says ecdsa-with-SHA384, the outer field and the real signature are SHA-256: OpenSSL refuses, so must we.
+  const tbs = Buffer.from(leaf.tbs);
+  const at = tbs.indexOf(Buffer.from('300a06082a8648ce3d040302', 'hex'));
+  tbs[at + 11] = 0x03;
+  const relabelled = tlv(Tag.SEQUENCE, tbs, tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256)), tlv(Tag.BIT_STRING, Buffer.from([0]), sign('sha256', tbs, chain.intermediateKey.key)));
+  assert.equal(signedBy(parseCertificate(relabelled), parseCertificate(chain.intermediate)), false);
+  assert.equal(new X509Certificate(relabelled).verify(new X509Certificate(chain.intermediate).publicKey), false);
+});
+
+test('signedBy: an ECDSA label over an issuer key of another type is false, not an exception', () => {
+  const ed = generateKeyPairSync('ed25519');
+  const edSpki = ed.publicKey.export({ format: 'der', type: 'spki' });
+  const issuer = parseCertificate(buildCert({ subject: 'Test Intermediate', issuerName: 'Test Root', issuerKey: chain.rootKey.key, issuerSpki: chain.rootKey.spki, spki: edSpki, notBefore: now - day, notAfter: now + day, ca: true, keyUsage: [0x01, 0x06] }));
+  assert.equal(signedBy(parseCertificate(leafFrom(chain)), issuer), false);
+});
+
+test('signedBy: an RSA issuer (sha256WithRSAEncryption) is checked by OpenSSL', () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
+  const rsaSpki = rsa.publicKey.export({ format: 'der', type: 'spki' });
+  const issuer = parseCertificate(buildCert({ subject: 'RSA Issuer', issuerName: 'Test Root', issuerKey: chain.rootKey.key, issuerSpki: chain.rootKey.spki, spki: rsaSpki, notBefore: now - day, notAfter: now + day, ca: true, keyUsage: [0x01, 0x06] }));
+  const alg = tlv(Tag.SEQUENCE, encodeOid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00]));
+  const name = tlv(Tag.SEQUENCE, tlv(Tag.SET, tlv(Tag.SEQUENCE, encodeOid('2.5.4.3'), tlv(Tag.UTF8_STRING, Buffer.from('RSA Issuer')))));
+  const tbs = tlv(Tag.SEQUENCE, Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]), tlv(Tag.INTEGER, Buffer.from([9])), alg, name,
+    tlv(Tag.SEQUENCE, encodeTime(now - 1000), encodeTime(now + 1000)), Buffer.from([0x30, 0]), p256().spki);
+  const child = tlv(Tag.SEQUENCE, tbs, alg, tlv(Tag.BIT_STRING, Buffer.from([0]), sign('sha256', tbs, rsa.privateKey)));
+  assert.equal(signedBy(parseCertificate(child), issuer), true);
+  const bad = Buffer.from(child);
+  bad[bad.length - 1]! ^= 1;
+  assert.equal(signedBy(parseCertificate(bad), issuer), false);
+});
+
+test('a leaf of another trust domain than asked: the message names both', () => {
+  assert.throws(() => verifySvidChain({ leaf: leafFrom(chain), intermediates: [chain.intermediate], roots: [chain.root], now, trustDomain: 'other.org' }),
+    (e: unknown) => e instanceof TollgateError && e.code === 'TG_SVID_UNTRUSTED' && e.message === 'certificate is for trust domain example.org, not other.org');
 });
