@@ -112,6 +112,7 @@ test('same version: the same roots in another order are a repeat; a subset or a 
   refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [chain.root], endorsements: [] }, two);
   refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [r2], endorsements: [] }, two);
   refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [chain.root, r2, chain.root], endorsements: [] }, two);
+  refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [chain.root, root('Root Three', p256())], endorsements: [] }, two);
 });
 
 test('an endorsement is valid at exactly its notBefore and notAfter, not a millisecond outside', () => {
