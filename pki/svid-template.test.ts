@@ -272,3 +272,16 @@ test('an issuer certificate without a subjectKeyIdentifier: the AKI is the RFC 5
   const t = new LeafTemplate({ issuerCertificate: der, issuerKey: chain.intermediateKey.key });
   assert.deepEqual(authorityKeyId(parseCertificate(t.issue(req()).der)), keyIdentifier(cert.spki));
 });
+
+test('a leaf larger than the 4 KiB scratch buffer (a 2048-byte ID and a large key) is written whole', () => {
+  const bigSpki = tlv(Tag.SEQUENCE, tlv(Tag.SEQUENCE, encodeOid('1.2.840.113549.1.1.1'), Buffer.from([0x05, 0x00])), tlv(Tag.BIT_STRING, Buffer.from([0]), Buffer.alloc(2100, 0x5a)));
+  const spiffeId = `spiffe://example.org/${'a'.repeat(2048 - 21)}`;
+  const t = new LeafTemplate({ issuerCertificate: chain.intermediate, issuerKey: chain.intermediateKey.key });
+  const leaf = t.issue(req({ spki: bigSpki, spiffeId }));
+  assert.ok(leaf.der.length > 4096);
+  const p = parseCertificate(leaf.der);
+  assert.deepEqual(p.spki, bigSpki);
+  assert.ok(new X509Certificate(leaf.der).verify(new X509Certificate(chain.intermediate).publicKey));
+  // and the buffer, once grown, still serves small leaves
+  assert.equal(checkLeafProfile(parseCertificate(t.issue(req()).der), { now: chain.now }).id, 'spiffe://example.org/ns/a/sa/b');
+});
