@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import type { BundleResponse, IssuedSvidResponse } from '../common/ca-client.ts';
 import { TollgateError } from '../common/errors.ts';
 import { parseCsr } from '../pki/csr.ts';
+import { Tag, encodeOid, encodeTime, tlv } from '../pki/der.ts';
 import { buildCert, leafFrom, p256, testChain } from '../pki/test-chain.ts';
 import { Oid } from '../pki/x509.ts';
 import { SKEW_TOLERANCE_MS, checkBundle, checkIssued, makeKeyMaterial } from './ca-answers.ts';
@@ -121,4 +122,20 @@ test('checkBundle: version, deny-list and a copy of each root; refusals say what
   assert.throws(() => checkBundle({ ...b, trustDomain: 'evil.org' }, TD), says('TG_SVID_UNTRUSTED', /^the CA sent a bundle for trust domain "evil\.org", expected example\.org; check --ca-spiffe-id$/));
   assert.throws(() => checkBundle({ ...b, roots: [] }, TD), says('TG_CERT_INVALID', /^bundle version 4 holds no roots; kept the current bundle$/));
   assert.throws(() => checkBundle({ ...b, roots: [chain.root, leafFrom(chain)] }, TD), says('TG_CERT_INVALID', /^bundle version 4 root #2 is unusable: issuer certificate is not a CA \(basicConstraints cA=false or missing\); kept the current bundle$/));
+});
+
+test('checkIssued: an error that is not a TollgateError (a zero-length pathLen INTEGER) still comes out as TG_SVID_INVALID', () => {
+  const sha256 = tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256));
+  const name = tlv(Tag.SEQUENCE, tlv(Tag.SET, tlv(Tag.SEQUENCE, encodeOid('2.5.4.3'), tlv(Tag.UTF8_STRING, Buffer.from('Test Intermediate')))));
+  const bc = tlv(Tag.SEQUENCE, encodeOid(Oid.basicConstraints), Buffer.from([0x01, 0x01, 0xff]), tlv(Tag.OCTET_STRING, Buffer.from([0x30, 0x02, 0x02, 0x00])));
+  const tbs = tlv(Tag.SEQUENCE, Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]), tlv(Tag.INTEGER, Buffer.from([1])), sha256, name,
+    tlv(Tag.SEQUENCE, encodeTime(chain.now - 1000), encodeTime(chain.now + 1000)), Buffer.from([0x30, 0x00]), keys.spki, tlv(Tag.CTX3, tlv(Tag.SEQUENCE, bc)));
+  const leaf = tlv(Tag.SEQUENCE, tbs, sha256, tlv(Tag.BIT_STRING, Buffer.from([0, 0x30, 0x00])));
+  assert.throws(() => check({ ...good, certChain: [leaf, chain.intermediate] }), (e: unknown) =>
+    e instanceof TollgateError && e.code === 'TG_SVID_INVALID' && /^the CA returned an unusable SVID: .*; kept the current one$/.test(e.message) && !((e as Error).cause instanceof TollgateError));
+});
+
+test('checkBundle: an unusable root keeps the parser\'s error as the cause', () => {
+  const b: BundleResponse = { version: 3, trustDomain: TD, roots: [Buffer.from('junk')], refreshHintSeconds: 300, endorsements: [] };
+  assert.throws(() => checkBundle(b, TD), (e: unknown) => e instanceof TollgateError && (e as Error).cause instanceof TollgateError && ((e as Error).cause as TollgateError).code === 'TG_CERT_INVALID');
 });
