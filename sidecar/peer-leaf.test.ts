@@ -119,6 +119,7 @@ test('leafOfSession: the [3] field when it holds exactly one certificate, otherw
     ['trailing bytes after the session', Buffer.concat([session(tlv(0xa3, cert)), Buffer.from([0])])],
     ['truncated', session(tlv(0xa3, cert)).subarray(0, 6)],
     ['not a SEQUENCE', tlv(Tag.OCTET_STRING, cert)],
+    ['a SET holding a [3] certificate', tlv(Tag.SET, tlv(0xa3, cert))],
     ['empty', Buffer.alloc(0)],
   ] as const) {
     assert.equal(leafOfSession(bad), null, name);
