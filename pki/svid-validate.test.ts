@@ -322,6 +322,11 @@ test('signedBy: an RSA issuer (sha256WithRSAEncryption) is checked by OpenSSL', 
   const bad = Buffer.from(child);
   bad[bad.length - 1]! ^= 1;
   assert.equal(signedBy(parseCertificate(bad), issuer), false);
+  // sha384WithRSAEncryption: the digest comes from the certificate, not a default
+  const alg384 = tlv(Tag.SEQUENCE, encodeOid('1.2.840.113549.1.1.12'), Buffer.from([0x05, 0x00]));
+  const tbs384 = tlv(Tag.SEQUENCE, Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]), tlv(Tag.INTEGER, Buffer.from([9])), alg384, name,
+    tlv(Tag.SEQUENCE, encodeTime(now - 1000), encodeTime(now + 1000)), Buffer.from([0x30, 0]), p256().spki);
+  assert.equal(signedBy(parseCertificate(tlv(Tag.SEQUENCE, tbs384, alg384, tlv(Tag.BIT_STRING, Buffer.from([0]), sign('sha384', tbs384, rsa.privateKey)))), issuer), true);
 });
 
 test('a leaf of another trust domain than asked: the message names both', () => {
