@@ -18,7 +18,6 @@ const CODE = 'TG_CSR_INVALID' as const;
 // OpenSSL 3's SPKI decoder costs about twice a JWK import of the same point, so the fixed P-256 form
 // goes in as X and Y. Both paths check the point is on the curve; any other form takes the decoder.
 function importPublicKey(spki: Buffer): KeyObject {
-  // Stryker disable next-line ConditionalExpression: the decoder imports the fixed form too, to the same key; the JWK path only saves time
   if (!isP256Spki(spki)) return createPublicKey({ key: spki, format: 'der', type: 'spki' });
   const x = spki.toString('base64url', P256_SPKI_LENGTH - 64, P256_SPKI_LENGTH - 32);
   const y = spki.toString('base64url', P256_SPKI_LENGTH - 32, P256_SPKI_LENGTH);

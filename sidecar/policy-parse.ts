@@ -97,8 +97,12 @@ interface RawPolicy {
   default?: RawSection;
 }
 
-// Stryker disable next-line BooleanLiteral: strict mode governs only how ajv compiles this fixed schema, which it accepts either way
-const validate = new Ajv({ allErrors: true, verbose: true, strict: true }).compile<RawPolicy>(policySchema);
+const validate = new Ajv({
+  allErrors: true,
+  verbose: true,
+  // Stryker disable next-line BooleanLiteral: strict mode governs only how ajv compiles this fixed schema, which it accepts either way
+  strict: true,
+}).compile<RawPolicy>(policySchema);
 
 const ROOT = 'the policy';
 const TYPE_WORDS: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string' };
@@ -158,7 +162,6 @@ function portKeyProblem(value: unknown): string | null {
   const shown = JSON.stringify(value) ?? String(value);
   let n: number;
   if (typeof value === 'number') n = value;
-  // Stryker disable next-line ConditionalExpression: any other key is a boolean, null or a YAML collection, whose text is never all digits
   else if (typeof value === 'string' && /^[0-9]+$/.test(value) && !/^0[0-9]/.test(value)) n = Number(value);
   else return `port ${shown} is not a port number; use an integer 1..65535 (e.g. "8080")`;
   if (!Number.isInteger(n) || n < 1 || n > 65535) return `port ${shown} is out of range; use an integer 1..65535`;
