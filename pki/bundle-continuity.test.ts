@@ -83,3 +83,70 @@ test('one unendorsed root refuses the whole bundle, even beside an endorsed one'
   const evilKey = p256();
   refusedWith('TG_BUNDLE_UNENDORSED', { version: 6, roots: [chain.root, r2, root('Evil', evilKey)], endorsements: [good] });
 });
+
+const says = (code: string, m: RegExp) => (e: unknown): boolean => isTollgateError(e) && e.code === code && m.test(e.message);
+
+test('refusals name the versions and what was kept', () => {
+  assert.throws(() => checkContinuity(held, { version: 4, roots: [chain.root], endorsements: [] }, now),
+    says('TG_BUNDLE_ROLLBACK', /^bundle version 4 is older than the held version 5; kept the current bundle$/));
+  assert.throws(() => checkContinuity(held, { version: 5, roots: [r2], endorsements: [good] }, now),
+    says('TG_BUNDLE_ROLLBACK', /^bundle version 5 has other roots than the held bundle of the same version; kept the current bundle$/));
+  const serial = '0142';
+  const subject = buildCertSubjectHex('Root Two');
+  assert.throws(() => checkContinuity(held, { version: 6, roots: [chain.root, r2], endorsements: [] }, now),
+    says('TG_BUNDLE_UNENDORSED', new RegExp(`^bundle version 6 adds root ${serial} \\(subject ${subject}…\\) that no root this workload trusts has cross-signed; kept the current bundle\\. If every old root was lost, restart the workload with the new bundle as its bootstrap bundle$`)));
+});
+
+/** The first 12 bytes of the DER subject "CN=<cn>" as hex, as the refusal shows it. */
+function buildCertSubjectHex(cn: string): string {
+  const utf8 = Buffer.from(cn);
+  const atv = Buffer.concat([Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, utf8.length]), utf8]);
+  const seq = Buffer.concat([Buffer.from([0x30, atv.length]), atv]);
+  const set = Buffer.concat([Buffer.from([0x31, seq.length]), seq]);
+  return Buffer.concat([Buffer.from([0x30, set.length]), set]).toString('hex').slice(0, 24);
+}
+
+test('same version: the same roots in another order are a repeat; a subset or a superset is a rollback', () => {
+  const two: HeldTrust = { version: 5, roots: [chain.root, r2] };
+  assert.deepEqual(checkContinuity(two, { version: 5, roots: [r2, chain.root], endorsements: [] }, now), { accept: false, unchanged: true });
+  refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [chain.root], endorsements: [] }, two);
+  refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [r2], endorsements: [] }, two);
+  refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [chain.root, r2, chain.root], endorsements: [] }, two);
+  refusedWith('TG_BUNDLE_ROLLBACK', { version: 5, roots: [chain.root, root('Root Three', p256())], endorsements: [] }, two);
+});
+
+test('an endorsement is valid at exactly its notBefore and notAfter, not a millisecond outside', () => {
+  const nb = now - DAY;
+  const na = now + DAY;
+  const e = endorse('Root Two', k2, 'Test Root', chain.rootKey, { notBefore: nb, notAfter: na });
+  const offered: OfferedBundle = { version: 6, roots: [chain.root, r2], endorsements: [e] };
+  for (const t of [nb, na]) assert.equal(checkContinuity(held, offered, t).accept, true, new Date(t).toISOString());
+  for (const t of [nb - 1, na + 1]) assert.throws(() => checkContinuity(held, offered, t), says('TG_BUNDLE_UNENDORSED', /adds root/), new Date(t).toISOString());
+});
+
+test('an endorsement must match the new root in subject as well as key', () => {
+  refusedWith('TG_BUNDLE_UNENDORSED', { version: 6, roots: [chain.root, r2], endorsements: [endorse('Another Name', k2, 'Test Root', chain.rootKey)] });
+});
+
+test('endorsements are searched past useless ones (garbage, a forged signature) and any trusted root may vouch', () => {
+  const forged = endorse('Root Two', k2, 'Test Root', p256());
+  const v = checkContinuity(held, { version: 6, roots: [chain.root, r2], endorsements: [Buffer.from('junk'), forged, good] }, now);
+  assert.ok(v.accept && v.added.length === 1 && v.added[0]!.equals(r2));
+  const k3 = p256();
+  const r3 = root('Root Three', k3);
+  const byTwo = endorse('Root Three', k3, 'Root Two', k2);
+  const two: HeldTrust = { version: 6, roots: [chain.root, r2] };
+  const w = checkContinuity(two, { version: 7, roots: [r3], endorsements: [byTwo] }, now);
+  assert.ok(w.accept);
+  assert.deepEqual(w.added, [r3]);
+  assert.deepEqual(w.removed, [chain.root, r2]);
+});
+
+test('two new roots, each endorsed: both are added, in offered order', () => {
+  const k3 = p256();
+  const r3 = root('Root Three', k3);
+  const v = checkContinuity(held, { version: 6, roots: [r3, chain.root, r2], endorsements: [good, endorse('Root Three', k3, 'Test Root', chain.rootKey)] }, now);
+  assert.ok(v.accept);
+  assert.deepEqual(v.added, [r3, r2]);
+  assert.deepEqual(v.removed, []);
+});

@@ -84,13 +84,8 @@ function readCsr(der: Uint8Array): UnverifiedCsr {
 /** Parse a CSR and verify its self-signature; throws TG_CSR_INVALID or TG_CSR_KEY_UNSUPPORTED. */
 export function parseCsr(der: Uint8Array): VerifiedCsr {
   const csr = readCsr(der);
-  let ok = false;
-  try {
-    ok = verify('sha256', csr.info, csr.publicKey, csr.signature);
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new TollgateError(CODE, 'CSR self-signature does not verify with its own public key');
+  // With an EC key, verify() answers false for any signature bytes (malformed DER included); it does not throw.
+  if (!verify('sha256', csr.info, csr.publicKey, csr.signature)) throw new TollgateError(CODE, 'CSR self-signature does not verify with its own public key');
   return { spki: csr.spki, publicKey: csr.publicKey };
 }
 

@@ -7,8 +7,8 @@ import { TollgateError } from '../common/errors.ts';
 const SCHEME = 'spiffe://';
 const MAX_ID_LENGTH = 2048;
 const MAX_TD_LENGTH = 255;
-const TD_CHAR = /^[a-z0-9._-]$/;
-const SEG_CHAR = /^[a-zA-Z0-9._-]$/;
+const TD_CHARS: ReadonlySet<string> = new Set('abcdefghijklmnopqrstuvwxyz0123456789._-');
+const SEG_CHARS: ReadonlySet<string> = new Set([...TD_CHARS, ...'ABCDEFGHIJKLMNOPQRSTUVWXYZ']);
 
 export interface SpiffeId {
   readonly trustDomain: string;
@@ -40,7 +40,7 @@ export function parseTrustDomain(td: string): string {
   }
   if (td.length > MAX_TD_LENGTH) throw invalid(td, `is longer than ${MAX_TD_LENGTH} characters`, 'TG_TRUST_DOMAIN_INVALID');
   for (const c of td) {
-    if (TD_CHAR.test(c)) continue;
+    if (TD_CHARS.has(c)) continue;
     if (c >= 'A' && c <= 'Z') throw invalid(td, 'has an upper-case trust domain; trust domains are lower-case', 'TG_TRUST_DOMAIN_INVALID');
     if (c === ':') throw invalid(td, 'has a port, which trust domains may not have', 'TG_TRUST_DOMAIN_INVALID');
     if (c === '@') throw invalid(td, 'has userinfo ("@"), which trust domains may not have', 'TG_TRUST_DOMAIN_INVALID');
@@ -63,24 +63,34 @@ export function parseSpiffeId(input: string): SpiffeId {
   if (td.length === 0) throw invalid(input, 'has no trust domain');
   if (td.length > MAX_TD_LENGTH) throw invalid(input, `has a trust domain longer than ${MAX_TD_LENGTH} characters`);
   for (const c of td) {
-    if (TD_CHAR.test(c)) continue;
+    if (TD_CHARS.has(c)) continue;
     if (c >= 'A' && c <= 'Z') throw invalid(input, 'has an upper-case trust domain; trust domains are lower-case');
     if (c === ':') throw invalid(input, 'has a port, which SPIFFE IDs may not have');
     if (c === '@') throw invalid(input, 'has userinfo ("@"), which SPIFFE IDs may not have');
     throw invalid(input, `trust domain ${describeChar(c)} (allowed: a-z 0-9 . - _)`);
   }
   if (path !== '') {
-    if (path === '/' || path.endsWith('/')) throw invalid(input, 'ends with "/"; remove the trailing slash');
+    if (path.endsWith('/')) throw invalid(input, 'ends with "/"; remove the trailing slash');
     const segments = path.slice(1).split('/');
     for (const seg of segments) {
       if (seg === '') throw invalid(input, 'has an empty path segment ("//")');
       if (seg === '.' || seg === '..') throw invalid(input, `has a "${seg}" path segment, which SPIFFE IDs may not have`);
       for (const c of seg) {
-        if (!SEG_CHAR.test(c)) throw invalid(input, `path ${describeChar(c)} (allowed: a-z A-Z 0-9 . - _)`);
+        if (!SEG_CHARS.has(c)) throw invalid(input, `path ${describeChar(c)} (allowed: a-z A-Z 0-9 . - _)`);
       }
     }
   }
   return Object.freeze({ trustDomain: td, path, id: input });
+}
+
+/** Why `input` is not a SPIFFE ID (the words after the quoted input in parseSpiffeId's error), or null when it is one. */
+export function spiffeIdProblem(input: string): string | null {
+  try {
+    parseSpiffeId(input);
+    return null;
+  } catch (e) {
+    return (e as TollgateError).details['reason'] as string; // parseSpiffeId throws only through invalid()
+  }
 }
 
 /** Parse and require a workload (leaf) ID: one with a non-empty path. */

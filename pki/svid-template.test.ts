@@ -9,7 +9,7 @@ import { createCsr, parseCsr } from './csr.ts';
 import { Tag, encodeOid, encodeTime, tlv } from './der.ts';
 import { certsToPem } from './pem.ts';
 import { TollgateError } from '../common/errors.ts';
-import { LeafTemplate, newSerial } from './svid-template.ts';
+import { LeafTemplate, attestedUntilOf, newSerial } from './svid-template.ts';
 import { checkLeafProfile, verifySvidChain } from './svid-validate.ts';
 import { p256, testChain } from './test-chain.ts';
 import { Oid, parseCertificate, authorityKeyId, subjectKeyId, keyIdentifier } from './x509.ts';
@@ -183,4 +183,105 @@ test('a CSR whose key is not a point on P-256 is refused', () => {
   const info = tlv(Tag.SEQUENCE, Buffer.from([0x02, 0x01, 0x00]), Buffer.from([0x30, 0x00]), bad, Buffer.from([0xa0, 0x00]));
   const csr = tlv(Tag.SEQUENCE, info, tlv(Tag.SEQUENCE, encodeOid(Oid.ecdsaWithSha256)), tlv(Tag.BIT_STRING, Buffer.from([0]), sign('sha256', info, k.key)));
   assert.throws(() => parseCsr(csr), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CSR_INVALID' && /not a valid P-256 point/.test(e.message));
+});
+
+// --- The request checks, the "attested until" extension, the serial pool and the per-second caches.
+const req = (over: Partial<Parameters<LeafTemplate['issue']>[0]> = {}) => ({ spki: p256().spki, spiffeId: 'spiffe://example.org/ns/a/sa/b', notBefore: chain.now, notAfter: chain.now + 3600_000, ...over });
+const issuerNotAfter = parseCertificate(chain.intermediate).notAfter;
+
+test('validity bounds: notAfter may equal the issuer\'s notAfter, not pass it; it must be after notBefore', () => {
+  assert.equal(template.issuerNotAfter, issuerNotAfter);
+  assert.equal(template.issuerNotBefore, parseCertificate(chain.intermediate).notBefore);
+  assert.equal(parseCertificate(template.issue(req({ notAfter: issuerNotAfter })).der).notAfter, issuerNotAfter);
+  assert.throws(() => template.issue(req({ notAfter: issuerNotAfter + 1 })), (e: unknown) => e instanceof TollgateError && e.code === 'TG_AUTHORITY_EXPIRED' && /^a leaf may not outlive its issuer: notAfter is past the intermediate's notAfter$/.test(e.message));
+  assert.throws(() => template.issue(req({ notAfter: chain.now })), (e: unknown) => e instanceof TollgateError && e.code === 'TG_TTL_INVALID' && /^notAfter must be after notBefore$/.test(e.message));
+  assert.throws(() => template.issue(req({ notAfter: chain.now - 1000 })), (e: unknown) => e instanceof TollgateError && e.code === 'TG_TTL_INVALID');
+  assert.equal(parseCertificate(template.issue(req({ notAfter: chain.now + 1000 })).der).notAfter, chain.now + 1000);
+});
+
+test('a given serial must be 16 bytes with the top bit set', () => {
+  const internal = (e: unknown): boolean => e instanceof TollgateError && e.code === 'TG_INTERNAL' && /^serial must be 16 bytes with the top bit set$/.test(e.message);
+  assert.throws(() => template.issue(req({ serial: Buffer.alloc(15, 0x80) })), internal);
+  assert.throws(() => template.issue(req({ serial: Buffer.alloc(17, 0x80) })), internal);
+  assert.throws(() => template.issue(req({ serial: Buffer.alloc(16, 0x7f) })), internal);
+  assert.equal(template.issue(req({ serial: Buffer.alloc(16, 0x80) })).serialHex, '80'.repeat(16));
+});
+
+test('serials from the pool: top bit set, distinct, across a refill of the pool (256 per refill)', () => {
+  const t = new LeafTemplate({ issuerCertificate: chain.intermediate, issuerKey: chain.intermediateKey.key });
+  const spki = p256().spki;
+  const seen = new Set<string>();
+  for (let i = 0; i < 300; i++) {
+    const { der, serialHex } = t.issue(req({ spki }));
+    assert.equal(parseCertificate(der).serialHex, serialHex);
+    assert.match(serialHex, /^[89a-f][0-9a-f]{31}$/);
+    seen.add(serialHex);
+  }
+  assert.equal(seen.size, 300);
+});
+
+test('attested until: written as a non-critical GeneralizedTime at whole seconds, read back by attestedUntilOf', () => {
+  const t = new LeafTemplate({ issuerCertificate: chain.intermediate, issuerKey: chain.intermediateKey.key });
+  const until = Date.UTC(2026, 6, 1, 12, 30, 45) + 999;
+  const a = parseCertificate(t.issue(req({ attestedUntil: until })).der);
+  assert.equal(attestedUntilOf(a), Date.UTC(2026, 6, 1, 12, 30, 45));
+  const ext = a.extensions.get(Oid.tollgateAttestedUntil)!;
+  assert.equal(ext.critical, false);
+  assert.deepEqual(ext.value, Buffer.concat([Buffer.from([0x18, 15]), Buffer.from('20260701123045Z')]));
+  // the same second again, then a later one: each leaf carries its own
+  assert.equal(attestedUntilOf(parseCertificate(t.issue(req({ attestedUntil: until - 500 })).der)), Date.UTC(2026, 6, 1, 12, 30, 45));
+  assert.equal(attestedUntilOf(parseCertificate(t.issue(req({ attestedUntil: until + 1 })).der)), Date.UTC(2026, 6, 1, 12, 30, 46));
+  assert.equal(attestedUntilOf(parseCertificate(t.issue(req()).der)), undefined);
+  assert.equal(checkLeafProfile(a, { now: chain.now }).id, 'spiffe://example.org/ns/a/sa/b');
+  verifySvidChain({ leaf: t.issue(req({ attestedUntil: until })).der, intermediates: [chain.intermediate], roots: [chain.root], now: chain.now });
+});
+
+test('attestedUntilOf refuses an extension that is not a GeneralizedTime (TG_SVID_INVALID)', () => {
+  const good = parseCertificate(template.issue(req({ attestedUntil: chain.now })).der);
+  const withValue = (value: Buffer) => ({ ...good, extensions: new Map([...good.extensions, [Oid.tollgateAttestedUntil, { ...good.extensions.get(Oid.tollgateAttestedUntil)!, value }]]) });
+  const invalid = (e: unknown): boolean => e instanceof TollgateError && e.code === 'TG_SVID_INVALID';
+  assert.throws(() => attestedUntilOf(withValue(encodeTime(chain.now))), (e: unknown) => invalid(e) && /expected attested-until time/.test((e as Error).message));
+  assert.throws(() => attestedUntilOf(withValue(Buffer.concat([Buffer.from([0x18, 3]), Buffer.from('bad')]))), (e: unknown) => invalid(e) && /invalid DER time "bad"/.test((e as Error).message));
+  assert.throws(() => attestedUntilOf(withValue(Buffer.from([0x18]))), invalid);
+});
+
+test('validity is re-encoded when either end changes, even within the same second of the other', () => {
+  const t = new LeafTemplate({ issuerCertificate: chain.intermediate, issuerKey: chain.intermediateKey.key });
+  const spki = p256().spki;
+  const times: Array<[number, number]> = [
+    [chain.now, chain.now + 60_000],
+    [chain.now, chain.now + 120_000],
+    [chain.now + 1000, chain.now + 120_000],
+    [chain.now + 1000, chain.now + 120_500],
+  ];
+  for (const [nb, na] of times) {
+    const p = parseCertificate(t.issue(req({ spki, notBefore: nb, notAfter: na })).der);
+    assert.deepEqual([p.notBefore, p.notAfter], [Math.floor(nb / 1000) * 1000, Math.floor(na / 1000) * 1000]);
+  }
+});
+
+test('an issuer certificate without a subjectKeyIdentifier: the AKI is the RFC 5280 key identifier of its key', () => {
+  const cert = parseCertificate(chain.intermediate);
+  // Drop the SKI extension by renaming its OID (same length), so the template must compute the identifier.
+  const der = Buffer.from(chain.intermediate);
+  const ski = encodeOid(Oid.subjectKeyId);
+  const at = der.indexOf(ski);
+  der[at + ski.length - 1] = 0x63; // 2.5.29.14 -> 2.5.29.99
+  const p = parseCertificate(der);
+  assert.equal(subjectKeyId(p), undefined);
+  const t = new LeafTemplate({ issuerCertificate: der, issuerKey: chain.intermediateKey.key });
+  assert.deepEqual(authorityKeyId(parseCertificate(t.issue(req()).der)), keyIdentifier(cert.spki));
+});
+
+test('a leaf larger than the 4 KiB scratch buffer (a 2048-byte ID and a large key) is written whole', () => {
+  const bigSpki = tlv(Tag.SEQUENCE, tlv(Tag.SEQUENCE, encodeOid('1.2.840.113549.1.1.1'), Buffer.from([0x05, 0x00])), tlv(Tag.BIT_STRING, Buffer.from([0]), Buffer.alloc(2100, 0x5a)));
+  const spiffeId = `spiffe://example.org/${'a'.repeat(2048 - 21)}`;
+  const t = new LeafTemplate({ issuerCertificate: chain.intermediate, issuerKey: chain.intermediateKey.key });
+  const leaf = t.issue(req({ spki: bigSpki, spiffeId }));
+  assert.ok(leaf.der.length > 4096);
+  const p = parseCertificate(leaf.der);
+  assert.deepEqual(p.spki, bigSpki);
+  assert.ok(new X509Certificate(leaf.der).verify(new X509Certificate(chain.intermediate).publicKey));
+  // and the buffer, once grown, still serves small leaves
+  assert.equal(checkLeafProfile(parseCertificate(t.issue(req()).der), { now: chain.now }).id, 'spiffe://example.org/ns/a/sa/b');
 });

@@ -66,3 +66,48 @@ describe('checkPeerLeaf', () => {
     });
   }
 });
+
+describe('checkPeerLeaf: what the operator reads', () => {
+  const pki = testPki({ now: NOW });
+  const opts = { now: NOW, bundle: pki.bundle, usage: 'client' as const };
+  const says = (code: ErrorCode, m: RegExp) => (e: unknown): boolean => isTollgateError(e, code) && m.test(e.message);
+
+  test('bytes that are not DER: TG_SVID_INVALID naming the DER problem', () => {
+    assert.throws(() => checkPeerLeaf(Buffer.from([0x30, 0x05, 0x02]), opts), says('TG_SVID_INVALID', /^peer certificate is not valid DER: truncated DER/));
+  });
+
+  test('an extension that does not parse (keyUsage not a BIT STRING) is TG_SVID_INVALID, its cause kept', () => {
+    const der = Buffer.from(pki.issue(ID).certChain[0]!);
+    const at = der.indexOf(Buffer.from([0x04, 0x04, 0x03, 0x02, 0x07, 0x80]));
+    assert.ok(at > 0, 'the keyUsage value is where the test expects it');
+    der[at + 2] = 0x04; // BIT STRING -> OCTET STRING of the same length
+    assert.throws(() => checkPeerLeaf(der, opts), (e: unknown) => {
+      assert.ok(says('TG_SVID_INVALID', /^peer certificate is not a valid X\.509-SVID: invalid DER: expected keyUsage$/)(e), String(e));
+      assert.ok(isTollgateError((e as Error).cause, 'TG_CERT_INVALID'));
+      return true;
+    });
+  });
+
+  test('profile and validity errors pass through with their own code and words', () => {
+    assert.throws(() => checkPeerLeaf(pki.issue(ID, { ca: true }).certChain[0]!, opts), says('TG_SVID_INVALID', /^leaf certificate has basicConstraints cA=true/));
+    assert.throws(() => checkPeerLeaf(pki.issue(ID).certChain[0]!, { ...opts, now: NOW + 2 * 3600_000 }), says('TG_SVID_EXPIRED', /^certificate expired at /));
+  });
+
+  test('another trust domain: the message names both, details carry the peer ID', () => {
+    const other = testPki({ trustDomain: 'other.org', now: NOW });
+    assert.throws(() => checkPeerLeaf(other.issue('spiffe://other.org/ns/a/sa/b').certChain[0]!, opts), (e: unknown) =>
+      says('TG_SVID_UNTRUSTED', /^peer spiffe:\/\/other\.org\/ns\/a\/sa\/b belongs to trust domain other\.org, but this sidecar's bundle is for example\.org$/)(e) &&
+      (e as { details: Record<string, unknown> }).details['peer_id'] === 'spiffe://other.org/ns/a/sa/b');
+  });
+
+  test('deny-list by serial matches the lower-case hex the CA publishes, and the message names the serial', () => {
+    const der = pki.issue(ID, { serial: 0xab }).certChain[0]!;
+    assert.equal(parseCertificate(der).serialHex, '01ab');
+    const bundle = trustBundleOf(pki.bundle.version + 1, 'example.org', pki.bundle.roots, { serials: ['01ab'] });
+    assert.throws(() => checkPeerLeaf(der, { ...opts, bundle }), (e: unknown) =>
+      says('TG_DENIED', /^peer spiffe:\/\/example\.org\/ns\/shop\/sa\/web \(serial 01ab\) is on the CA's deny-list$/)(e) &&
+      (e as { details: Record<string, unknown> }).details['peer_id'] === ID);
+    const byId = trustBundleOf(pki.bundle.version + 1, 'example.org', pki.bundle.roots, { ids: [ID] });
+    assert.throws(() => checkPeerLeaf(der, { ...opts, bundle: byId }), says('TG_DENIED', /\(serial 01ab\)/));
+  });
+});

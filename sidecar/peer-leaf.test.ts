@@ -119,8 +119,30 @@ test('leafOfSession: the [3] field when it holds exactly one certificate, otherw
     ['trailing bytes after the session', Buffer.concat([session(tlv(0xa3, cert)), Buffer.from([0])])],
     ['truncated', session(tlv(0xa3, cert)).subarray(0, 6)],
     ['not a SEQUENCE', tlv(Tag.OCTET_STRING, cert)],
+    ['a SET holding a [3] certificate', tlv(Tag.SET, tlv(0xa3, cert))],
     ['empty', Buffer.alloc(0)],
   ] as const) {
     assert.equal(leafOfSession(bad), null, name);
+  }
+});
+
+test('a peer that presented no certificate: null, from the session and from the fallback alike', async () => {
+  const chain = testChain('example.org', Date.now());
+  const serverLeaf = leaf(chain, 'spiffe://example.org/ns/shop/sa/orders');
+  const server = tls.createServer({ cert: toPem('CERTIFICATE', serverLeaf.der) + toPem('CERTIFICATE', chain.intermediate), key: serverLeaf.key, secureOptions: constants.SSL_OP_NO_TICKET });
+  const accepted = new Promise<tls.TLSSocket>((resolve) => server.once('secureConnection', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ca: toPem('CERTIFICATE', chain.root), checkServerIdentity: () => undefined });
+  try {
+    await new Promise<void>((resolve, reject) => client.once('secureConnect', resolve).once('error', reject));
+    const serverSide = await accepted;
+    assert.equal(peerLeafDer(serverSide), null);
+    serverSide.getSession = () => undefined;
+    assert.equal(peerLeafDer(serverSide), null);
+    assert.deepEqual(peerLeafDer(client), serverLeaf.der);
+    serverSide.destroy();
+  } finally {
+    client.destroy();
+    server.close();
   }
 });

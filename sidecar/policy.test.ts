@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { authorize, parsePolicy, type AuthorizeReason, type Policy } from './policy.ts';
+import { authorize, checkPeer, firstUnlistedPort, parsePolicy, type AuthorizeReason, type Policy } from './policy.ts';
 import { TollgateError } from '../common/errors.ts';
 
 const SOURCE = '/etc/tollgate/policy.yaml';
@@ -221,3 +221,160 @@ test('examples/policy.yaml parses and means what its comments say', () => {
   assert.equal(authorize(p, 'spiffe://example.org/ns/shop/sa/web', 9090).allowed, false);
   assert.equal(authorize(p, 'spiffe://example.org/ns/ops/sa/console', 1234).allowed, true);
 });
+
+// checkPeer: the decisions and hints `tollgate policy check` prints.
+const WEB = 'spiffe://example.org/ns/shop/sa/web';
+const ADMIN = 'spiffe://example.org/ns/ops/sa/admin';
+type Check = [name: string, policy: string, peer: string, port: number | undefined, want: Array<[number | 'default', AuthorizeReason, string | null]>];
+const checks: Check[] = [
+  ['every listed port ascending, then default', MAIN, WEB, undefined, [
+    [7070, 'allowed', null],
+    [8080, 'allowed', null],
+    [9090, 'no_rule', `ports.9090.allow is empty, so the port denies everyone; add ${WEB} to it in ${SOURCE} if the peer should connect`],
+    ['default', 'no_rule', `no rule in default.allow matches; add ${WEB} (or a pattern with "*" for one segment) to default.allow in ${SOURCE}`],
+  ]],
+  ['one listed port whose rules do not match', MAIN, ADMIN, 8080, [
+    [8080, 'no_rule', `no rule in ports.8080.allow matches; add ${ADMIN} (or a pattern with "*" for one segment) to ports.8080.allow in ${SOURCE}`],
+  ]],
+  ['an unlisted port under a default section', MAIN, WEB, 1234, [
+    [1234, 'no_rule', `port 1234 is not listed, so default.allow applies and no rule there matches; add a "1234" section under ports (or the peer to default.allow) in ${SOURCE}`],
+  ]],
+  ['an unlisted port allowed by default', MAIN, ADMIN, 1234, [[1234, 'allowed', null]]],
+  ['an unlisted port without a default section', NO_DEFAULT, WEB, 1234, [
+    [1234, 'no_rule', `port 1234 is not listed and the policy has no default section (default deny); add a "1234" section under ports in ${SOURCE} with allow: [${WEB}]`],
+  ]],
+  ['default without a default section', NO_DEFAULT, WEB, undefined, [
+    [8080, 'allowed', null],
+    ['default', 'no_rule', `the policy has no default section, so ports it does not list deny everyone; add "default: {allow: [${WEB}]}" to ${SOURCE} if that is meant`],
+  ]],
+  ['a foreign trust domain', MAIN, 'spiffe://evil.com/ns/shop/sa/web', 8080, [
+    [8080, 'trust_domain', `peers from trust domain "evil.com" are not accepted (accepted: example.org, partner.io); add it to trustDomains in ${SOURCE}, and a rule for the peer`],
+  ]],
+  ['an invalid ID says why, in the parser\'s words', MAIN, 'spiffe://example.org/ns/shop/sa/web/', 8080, [
+    [8080, 'invalid_id', '"spiffe://example.org/ns/shop/sa/web/" ends with "/"; remove the trailing slash; a peer is named by its SPIFFE ID, e.g. spiffe://TD/ns/NS/sa/SA'],
+  ]],
+];
+
+for (const [name, text, peer, port, want] of checks) {
+  test(`checkPeer: ${name}`, () => {
+    const got = checkPeer(parse(text), peer, port);
+    assert.deepEqual(
+      got.map((c) => [c.port, c.decision.reason, c.hint]),
+      want,
+    );
+    for (const c of got) {
+      assert.equal(c.decision.allowed, c.decision.reason === 'allowed');
+      assert.ok(Object.isFrozen(c));
+    }
+  });
+}
+
+test('checkPeer: "default" is decided on the first port the policy does not list', () => {
+  // Ports 1 and 2 listed (deny-all), default allows: "default" must be asked of port 3, not 1.
+  const p = parse(`ports:\n  1:\n    allow: []\n  2:\n    allow: []\ndefault:\n  allow: [${WEB}]\n`);
+  assert.deepEqual(checkPeer(p, WEB).map((c) => [c.port, c.decision.reason, c.decision.rule]), [
+    [1, 'no_rule', null],
+    [2, 'no_rule', null],
+    ['default', 'allowed', `${WEB} (default.allow[0])`],
+  ]);
+});
+
+test('authorize: ports 1 and 65535 have rules, 0 and 65536 none (not even default)', () => {
+  const p = parse(`ports:\n  1:\n    allow: [${WEB}]\n  65535:\n    allow: [${WEB}]\ndefault:\n  allow: [${WEB}, "spiffe://example.org/ns/*/sa/*"]\n`);
+  for (const port of [1, 65535, 2, 65534]) assert.equal(authorize(p, WEB, port).allowed, true, String(port));
+  for (const port of [0, 65536, -1]) {
+    assert.deepEqual({ ...authorize(p, WEB, port) }, { allowed: false, rule: null, reason: 'no_rule' }, String(port));
+    assert.equal(authorize(p, ADMIN, port).reason, 'no_rule', String(port));
+  }
+});
+
+test('authorize: the same exact pattern twice is reported at its first location', () => {
+  const p = parse(`ports:\n  80:\n    allow: [${WEB}, ${ADMIN}, ${WEB}]\n`);
+  assert.equal(authorize(p, WEB, 80).rule, `${WEB} (ports.80.allow[0])`);
+  assert.equal(authorize(p, ADMIN, 80).rule, `${ADMIN} (ports.80.allow[1])`);
+});
+
+test('authorize: a Policy object not made by parsePolicy is compiled on first use', () => {
+  const p: Policy = {
+    source: 'inline',
+    trustDomains: ['example.org'],
+    ports: { '80': { allow: [{ pattern: 'spiffe://example.org/ns/*/sa/web', location: 'ports.80.allow[0]', line: 1 }] } },
+    default: null,
+  };
+  assert.equal(authorize(p, WEB, 80).rule, 'spiffe://example.org/ns/*/sa/web (ports.80.allow[0])');
+  assert.equal(authorize(p, WEB, 81).reason, 'no_rule');
+});
+
+// policy-parse.ts: shapes and trust domains beyond the table above.
+const more: Bad[] = [
+  ['* at the end of the trust domain, no path', rule('spiffe://example.org*'), 4, /"spiffe:\/\/example\.org\*" has "\*" in the trust domain; wildcards may only be whole path segments/],
+  ['ports is a list', 'ports: []\n', 1, /: ports must be a mapping$/],
+  ['default is a number', 'ports: {}\ndefault: 5\n', 2, /: default must be a mapping with an "allow" list \(e\.g\. "allow: \[\]" to deny everyone\)$/],
+  ['trustDomains is a string', 'trustDomains: example.org\nports: {}\n', 1, /: trustDomains must be a list$/],
+  ['a trust domain that is a number', 'trustDomains: [5]\nports: {}\n', 1, /: trustDomains\[0\] must be a string$/],
+  ['a trust domain with a path', 'trustDomains:\n  - spiffe://example.org/a\nports: {}\n', 2, /: "spiffe:\/\/example\.org\/a" is a SPIFFE ID with a path, not a trust domain$/],
+  ['port 65536', port('65536'), 2, /: port 65536 is out of range; use an integer 1\.\.65535$/],
+  ['port "0"', port('"0"'), 2, /: port "0" is out of range/],
+  ['port "65536"', port('"65536"'), 2, /: port "65536" is out of range/],
+];
+
+for (const [name, text, line, message] of more) {
+  test(`parsePolicy rejects: ${name} (line ${line})`, () => {
+    assert.throws(() => parse(text), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' && e.message.startsWith(`cannot read policy ${SOURCE} line ${line}: `) && message.test(e.message));
+  });
+}
+
+test('parsePolicy: port keys at the ends of the range, as numbers or strings', () => {
+  const p = parse('ports:\n  1:\n    allow: []\n  "65535":\n    allow: []\n  "8080":\n    allow: []\n');
+  assert.deepEqual(Object.keys(p.ports), ['1', '8080', '65535']);
+});
+
+test('parsePolicy: a refused rule carries its pattern in the error details', () => {
+  assert.throws(() => parse(rule('spiffe://other.org/ns/a')), (e: unknown) => e instanceof TollgateError && e.details['pattern'] === 'spiffe://other.org/ns/a' && e.details['line'] === 4);
+});
+
+test('parsePolicy: trustDomains are normalised (a trust-domain ID is its name) and listed once', () => {
+  const p = parse('trustDomains: [example.org, "spiffe://partner.io", partner.io, example.org]\nports: {}\n');
+  assert.deepEqual(p.trustDomains, ['example.org', 'partner.io']);
+});
+
+test('parsePolicy: the file\'s trustDomains replace the sidecar\'s own; without them the own one is needed', () => {
+  assert.deepEqual(parse('trustDomains: [partner.io]\nports: {}\n', 'example.org').trustDomains, ['partner.io']);
+  assert.deepEqual(parsePolicy('trustDomains: [partner.io]\nports: {}\n', { source: SOURCE }).trustDomains, ['partner.io']);
+  assert.throws(() => parsePolicy('ports: {}\n', { source: SOURCE }), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' &&
+    e.message === `cannot read policy ${SOURCE} line 1: the policy has no "trustDomains", so it accepts only the sidecar's own trust domain, which was not given; pass it (tollgate policy check --trust-domain TD) or add "trustDomains: [TD]" to the file`);
+  assert.deepEqual(parse('ports: {}\n', 'spiffe://own.example').trustDomains, ['own.example']);
+});
+
+test('authorize: a trust-domain-only peer never matches a one-segment wildcard', () => {
+  const p = parse('ports:\n  80:\n    allow: ["spiffe://example.org/*"]\n');
+  assert.equal(authorize(p, 'spiffe://example.org/a', 80).allowed, true);
+  assert.deepEqual({ ...authorize(p, 'spiffe://example.org', 80) }, { allowed: false, rule: null, reason: 'no_rule' });
+});
+
+test('firstUnlistedPort: where "default" is decided; none when every port 1..65535 is listed', () => {
+  const ports: Record<string, { allow: [] }> = {};
+  const policy = (): Policy => ({ source: SOURCE, trustDomains: ['example.org'], ports, default: null });
+  assert.equal(firstUnlistedPort(policy()), 1);
+  for (let port = 1; port <= 65535; port++) ports[String(port)] = { allow: [] };
+  assert.equal(firstUnlistedPort(policy()), null);
+  delete ports['65535'];
+  assert.equal(firstUnlistedPort(policy()), 65535);
+  delete ports['2'];
+  assert.equal(firstUnlistedPort(policy()), 2);
+});
+
+const patterns: Bad[] = [
+  ['not a SPIFFE ID, with "*" where a segment would be', rule('https://example.org/ns/ab*'), 4, /: "https:\/\/example\.org\/ns\/ab\*" is not a SPIFFE ID: it must start with "spiffe:\/\/"$/],
+  ['outside two accepted trust domains', rule('spiffe://other.org/ns/a', 'trustDomains: [example.org, partner.io]\n'), 5, /which is not accepted \(accepted: example\.org, partner\.io\); add it to trustDomains or remove the rule$/],
+  ['port true', 'ports:\n  true:\n    allow: []\n', 2, /: port true is not a port number; use an integer 1\.\.65535 \(e\.g\. "8080"\)$/],
+  ['port null', 'ports:\n  ~:\n    allow: []\n', 2, /: port null is not a port number/],
+  ['port "a80"', port('"a80"'), 2, /: port "a80" is not a port number/],
+  ['port "80a"', port('"80a"'), 2, /: port "80a" is not a port number/],
+];
+
+for (const [name, text, line, message] of patterns) {
+  test(`parsePolicy rejects: ${name} (line ${line})`, () => {
+    assert.throws(() => parse(text), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' && e.message.startsWith(`cannot read policy ${SOURCE} line ${line}: `) && message.test(e.message));
+  });
+}

@@ -5,8 +5,7 @@
 // authorize() result: `rule` is null when denied, else "<pattern> (<location>)", e.g.
 //   "spiffe://example.org/ns/shop/sa/* (ports.8080.allow[1])" or "spiffe://td/a/b (default.allow[0])".
 // If several rules match, an exact rule wins over a wildcard; among wildcards the first in the file wins.
-import { TollgateError } from '../common/errors.ts';
-import { parseSpiffeId } from '../pki/spiffe-id.ts';
+import { parseSpiffeId, spiffeIdProblem } from '../pki/spiffe-id.ts';
 import { parsePolicyText, type ParsePolicyOptions, type Policy, type PolicySection } from './policy-parse.ts';
 
 export type { ParsePolicyOptions, Policy, PolicyRule, PolicySection } from './policy-parse.ts';
@@ -152,33 +151,30 @@ export interface PortCheck {
  * The decisions come from authorize() itself, so they are the sidecar's.
  */
 export function checkPeer(policy: Policy, peerId: string, port?: number): PortCheck[] {
-  const ports: (number | 'default')[] = port !== undefined ? [port] : [...Object.keys(policy.ports).map(Number).sort((a, b) => a - b), 'default'];
+  // Port keys are decimal integers, which Object.keys() lists in ascending order.
+  const ports: (number | 'default')[] = port !== undefined ? [port] : [...Object.keys(policy.ports).map(Number), 'default'];
   const checks: PortCheck[] = [];
   for (const p of ports) {
     // 'default' is asked of the first port the policy does not list: authorize() then uses the default section.
-    let asked = p;
-    if (p === 'default') {
-      asked = 1;
-      while (asked <= 65535 && policy.ports[String(asked)] !== undefined) asked++;
-      if (asked > 65535) continue;
-    }
-    const decision = authorize(policy, peerId, asked as number);
+    const asked = p === 'default' ? firstUnlistedPort(policy) : p;
+    if (asked === null) continue;
+    const decision = authorize(policy, peerId, asked);
     checks.push(Object.freeze({ port: p, decision, hint: decision.allowed ? null : denialHint(policy, peerId, p, decision.reason) }));
   }
   return checks;
 }
 
+/** The lowest port the policy does not list, or null when it lists all of 1..65535. */
+export function firstUnlistedPort(policy: Policy): number | null {
+  let port = 1;
+  while (policy.ports[String(port)] !== undefined) port++; // stops by 65536: no port key is larger
+  return port > 65535 ? null : port;
+}
+
 function denialHint(policy: Policy, peerId: string, port: number | 'default', reason: AuthorizeReason): string {
   const file = policy.source;
   if (reason === 'invalid_id') {
-    let why = 'is not a valid SPIFFE ID';
-    try {
-      parseSpiffeId(peerId);
-    } catch (e) {
-      const r = e instanceof TollgateError ? e.details['reason'] : undefined;
-      if (typeof r === 'string') why = r;
-    }
-    return `${JSON.stringify(peerId)} ${why}; a peer is named by its SPIFFE ID, e.g. spiffe://TD/ns/NS/sa/SA`;
+    return `${JSON.stringify(peerId)} ${spiffeIdProblem(peerId)}; a peer is named by its SPIFFE ID, e.g. spiffe://TD/ns/NS/sa/SA`;
   }
   if (reason === 'trust_domain') {
     const td = peerId.slice(SCHEME.length).split('/')[0]!;
