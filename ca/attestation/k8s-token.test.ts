@@ -184,6 +184,7 @@ describe('k8s_token attestor, JWKS mode', () => {
       name: 'malformed service account name',
       token: () => sign(projectedClaims({ 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'Web/..', uid: 'u' }, pod: { name: 'p', uid: 'u' } }, sub: undefined }), rsa, 'rsa-1'),
       code: 'TG_TOKEN_CLAIMS',
+      msg: /^token names an invalid namespace or service account: /,
     },
     { name: 'no kubernetes.io claim', token: () => sign(projectedClaims({ 'kubernetes.io': undefined }), rsa, 'rsa-1'), code: 'TG_TOKEN_CLAIMS' },
     { name: 'garbage string', token: async () => 'not-a-jwt', code: 'TG_TOKEN_INVALID' },
@@ -208,7 +209,10 @@ describe('k8s_token attestor, JWKS mode', () => {
     const unkeyed = (k: CryptoKey) => new SignJWT(projectedClaims()).setProtectedHeader({ alg: 'ES256' }).sign(k);
     assert.equal((await multi.attest({ token: await unkeyed(second.privateKey) })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
     assert.equal((await multi.attest({ token: await unkeyed(first.privateKey) })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
-    await rejects(multi.attest({ token: await unkeyed(third.privateKey) }), 'TG_TOKEN_INVALID', /any key/);
+    await rejects(multi.attest({ token: await unkeyed(third.privateKey) }), 'TG_TOKEN_INVALID', /^token signature does not verify against any key in the cluster JWKS$/);
+    // A key that verifies but a claim that fails: that refusal, not "no key".
+    const stale = new SignJWT(projectedClaims({ exp: NOW_S - 3600 })).setProtectedHeader({ alg: 'ES256' }).sign(second.privateKey);
+    await rejects(multi.attest({ token: await stale }), 'TG_TOKEN_EXPIRED', /^token has expired/);
   });
 
   test('what each refusal tells the operator (code, words, the jose code in details)', async () => {
@@ -226,6 +230,7 @@ describe('k8s_token attestor, JWKS mode', () => {
       ['unknown kid', async () => `${b64url({ alg: 'RS256', kid: 'rsa-9' })}.${b64url(projectedClaims())}.c2ln`, 'TG_TOKEN_INVALID', /^token was signed by a key that is not in the cluster JWKS \(unknown kid or alg\)$/, 'ERR_JWKS_NO_MATCHING_KEY'],
       ['bad signature', () => sign(projectedClaims(), stranger, 'rsa-1'), 'TG_TOKEN_INVALID', /^token signature does not verify against the cluster JWKS$/, 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'],
       ['garbage header', async () => 'eyJub3Q.anNvbg.c2ln', 'TG_TOKEN_INVALID', /^token is malformed: /, 'ERR_JWS_INVALID'],
+      ['an unknown critical header', async () => `${b64url({ alg: 'ES256', kid: 'ec-1', crit: ['zz'], zz: 1 })}.${b64url(projectedClaims())}.c2ln`, 'TG_TOKEN_INVALID', /^token uses a JOSE feature this CA does not support: Extension Header Parameter "zz" is not recognized$/, 'ERR_JOSE_NOT_SUPPORTED'],
     ];
     for (const [name, token, code, message, jose] of table) {
       await assert.rejects(attestor.attest({ token: await token() }), (e: unknown) => {
@@ -448,7 +453,8 @@ describe('k8s_token attestor, TokenReview mode', () => {
     { name: 'an empty pod-name extra', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { extra: { ...POD_EXTRA, 'authentication.kubernetes.io/pod-name': [''] } })), code: 'TG_TOKEN_CLAIMS', msg: /not bound to a pod/ },
     { name: 'a pod-name extra that is not a list', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { extra: { ...POD_EXTRA, 'authentication.kubernetes.io/pod-name': 'web-1' as unknown as string[] } })), code: 'TG_TOKEN_CLAIMS', msg: /not bound to a pod/ },
     { name: 'extra is not an object', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { extra: ['x'] as unknown as Record<string, string[]> })), code: 'TG_TOKEN_CLAIMS', msg: /not bound to a pod/ },
-    { name: 'bearerToken throws', handler: () => {}, code: 'TG_TOKEN_REVIEW_FAILED', mode: { bearerToken: () => { throw new Error('ENOENT token file'); } }, msg: /credential/ },
+    { name: 'bearerToken throws', handler: () => {}, code: 'TG_TOKEN_REVIEW_FAILED', mode: { bearerToken: () => { throw new Error('ENOENT token file'); } }, msg: /^could not read the CA's own API-server credential: ENOENT token file$/ },
+    { name: 'a JSON null', handler: (_q, _b, res) => json(res, 201, 'null'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview response has no status$/ },
     { name: 'server never answers (timeout)', handler: () => {}, code: 'TG_TOKEN_REVIEW_FAILED', mode: { timeoutMs: 300 }, msg: /did not answer within 300 ms/ },
   ];
 
@@ -466,6 +472,15 @@ describe('k8s_token attestor, TokenReview mode', () => {
     }
     assert.equal(seen?.headers.accept, 'application/json');
     assert.equal(seen?.headers['content-length'], String(Buffer.byteLength(seen!.body)));
+  });
+
+  test('HTTP failures and timeouts carry the status or the deadline in details', async () => {
+    handler = (_q, _b, res) => json(res, 503, '{}');
+    await assert.rejects(attestor().attest({ token: TOKEN }), (e: unknown) => e instanceof TollgateError && JSON.stringify(e.details) === '{"http_status":503}');
+    handler = (_q, _b, res) => json(res, 201, 'nope');
+    await assert.rejects(attestor().attest({ token: TOKEN }), (e: unknown) => e instanceof TollgateError && JSON.stringify(e.details) === '{"http_status":201}');
+    handler = () => {};
+    await assert.rejects(attestor({ timeoutMs: 20 }).attest({ token: TOKEN }), (e: unknown) => e instanceof TollgateError && JSON.stringify(e.details) === '{"timeout_ms":20}');
   });
 
   test('a response of exactly 1 MiB is read; one byte more is refused', async () => {

@@ -25,11 +25,11 @@ function fail(code: ErrorCode, message: string, details?: Record<string, unknown
   return new TollgateError(code, message, details ? { details } : undefined);
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function nonEmptyString(v: unknown): v is string {
+export function nonEmptyString(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0;
 }
 
