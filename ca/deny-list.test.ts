@@ -76,6 +76,7 @@ test('denyTarget serials: colons and spaces dropped, one leading zero byte kept 
     ['0000', '00'],
     ['00:00:8f', '8f'],
     ['f', '0f'],
+    ['8f0001', '8f0001'], // only leading zero bytes go
     ['AB'.repeat(20), 'ab'.repeat(20)],
   ];
   for (const [serial, value] of ok) assert.deepEqual(denyTarget({ serial }), { kind: 'serial', value }, serial);

@@ -80,6 +80,7 @@ describe('k8s_token attestor, JWKS mode', () => {
   });
 
   test('accepts() only JWT-shaped tokens', () => {
+    assert.equal(attestor.kind, 'k8s_token');
     const cases: Array<[string | undefined, boolean]> = [
       ['eyJh.eyJi.c2ln', true],
       ['eyJh.eyJi.', true], // unsigned: still ours to reject

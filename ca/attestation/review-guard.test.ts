@@ -176,6 +176,7 @@ test('precheckToken: what is refused before any TokenReview, and with which word
     ['expired 30 s ago', 'TG_TOKEN_EXPIRED', jwt({ exp: NOW_S - 30 }), {}, /^token has expired \(exp 2025-12-31T23:59:30\.000Z; checked before any TokenReview\)$/],
     ['nbf 31 s ahead', 'TG_TOKEN_EXPIRED', jwt({ nbf: NOW_S + 31 }), {}, /^token is not yet valid \(nbf is in the future\)$/],
     ['audience elsewhere', 'TG_TOKEN_AUDIENCE', jwt({ aud: 'x' }), {}, /^token audience does not include "tollgate-ca" \(checked before any TokenReview\)$/],
+    ['a string audience that only contains ours', 'TG_TOKEN_AUDIENCE', jwt({ aud: 'not-tollgate-ca' }), {}, /does not include/],
     ['audience for another CA name', 'TG_TOKEN_AUDIENCE', jwt(), { audience: 'mesh-ca' }, /"mesh-ca"/],
     ['another issuer', 'TG_TOKEN_ISSUER', jwt({ iss: 'https://evil' }), {}, /^token issuer must be "https:\/\/kubernetes\.default\.svc"$/],
     ['no issuer claim', 'TG_TOKEN_ISSUER', jwt({ iss: undefined }), {}],
@@ -184,7 +185,7 @@ test('precheckToken: what is refused before any TokenReview, and with which word
   const fine: Array<[string, string, Partial<typeof PRE>?]> = [
     ['expired 29 s ago', jwt({ exp: NOW_S - 29 })],
     ['nbf 30 s ahead', jwt({ nbf: NOW_S + 30 })],
-    ['nbf not a number', jwt({ nbf: 'later' })],
+    ['nbf not a number (even a numeric string is the API server\'s to judge)', jwt({ nbf: String(NOW_S + 600) })],
     ['audience as a string', jwt({ aud: 'tollgate-ca' })],
     ['any issuer when none is configured', jwt({ iss: 'https://elsewhere' }), { issuer: undefined }],
   ];
@@ -242,6 +243,34 @@ test('ReviewGuard: final refusals are cached per token, transport failures and o
     assert.equal(calls, 2, `${error.message} is not remembered`);
   }
   assert.equal(await guard.run('t-ok', async () => 'yes'), 'yes');
+  // Only our own refusals count: a foreign error that happens to carry such a code is not remembered.
+  let calls = 0;
+  const foreign = Object.assign(new Error('foreign'), { code: 'TG_TOKEN_INVALID' });
+  const review = async () => {
+    calls++;
+    throw foreign;
+  };
+  await assert.rejects(guard.run('t-foreign', review), (e) => e === foreign);
+  await assert.rejects(guard.run('t-foreign', review), (e) => e === foreign);
+  assert.equal(calls, 2);
+});
+
+test('ReviewGuard: a token refused again after its entry expired is the newest entry, not the oldest', async () => {
+  const clock = new ManualClock(0);
+  const guard = new ReviewGuard({ clock });
+  const reviewed: string[] = [];
+  const refuse = (t: string) => guard.run(t, async () => {
+    reviewed.push(t);
+    throw new TollgateError('TG_TOKEN_INVALID', 'no');
+  }).catch(() => undefined);
+  await refuse('a');
+  await refuse('b');
+  clock.advance(NEGATIVE_CACHE_MS);
+  await refuse('a'); // reviewed again, now newer than b
+  for (let i = 0; i < 9_999; i++) await refuse(`t${i}`); // the 10 001st entry pushes out the oldest
+  reviewed.length = 0;
+  await refuse('a');
+  assert.deepEqual(reviewed, [], 'a is still remembered');
 });
 
 test('ReviewGuard: the negative cache holds 10 000 tokens; the oldest leaves first', async () => {

@@ -101,6 +101,7 @@ test('a current SVID with a reserved ID is never renewed (the CA issues its own,
 
 test('accepts() only evidence carrying a client certificate chain', () => {
   const { attestor } = setup();
+  assert.equal(attestor.kind, 'svid');
   const cases: Array<[Parameters<SvidAttestor['accepts']>[0], boolean]> = [
     [{ peerChain: [leafFrom(chain)] }, true],
     [{ peerChain: [] }, false],
