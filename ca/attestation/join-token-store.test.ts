@@ -63,7 +63,7 @@ test('an unreadable record is TG_STORE_CORRUPT naming the file', async () => {
   const dir = freshDir();
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${H}.json`), '{not json');
-  await assert.rejects(new DirectoryJoinTokens({ dir }).look(H), isCode('TG_STORE_CORRUPT', new RegExp(`join token record .*${H}\\.json is unreadable`)));
+  await assert.rejects(new DirectoryJoinTokens({ dir }).look(H), (e: unknown) => isCode('TG_STORE_CORRUPT', new RegExp(`join token record .*${H}\\.json is unreadable`))(e) && (e as Error).cause instanceof SyntaxError);
 });
 
 test('prune drops used records older than a day and unused ones older than 7 d + 1 d, by mtime, nothing else', async () => {

@@ -74,7 +74,7 @@ function memoryStore() {
 }
 
 test('a join token attestor needs a store: TG_INTERNAL without one; a given store is used as is', () => {
-  assert.throws(() => new JoinTokenAttestor({ clock, trustDomain: 'example.org' }), isCode('TG_INTERNAL'));
+  assert.throws(() => new JoinTokenAttestor({ clock, trustDomain: 'example.org' }), (e: unknown) => isCode('TG_INTERNAL')(e) && (e as Error).message === 'a join token attestor needs a token store');
   const { store } = memoryStore();
   assert.equal(new JoinTokenAttestor({ tokens: store, clock, trustDomain: 'example.org' }).tokens, store);
   assert.equal(new JoinTokenAttestor({ dir, clock, trustDomain: 'example.org' }).tokens.where, dir);
