@@ -114,7 +114,7 @@ export class ReviewGuard {
     const key = createHash('sha256').update(token).digest('base64');
     const hit = this.#refused.get(key);
     if (hit && hit.until > this.#clock.now()) throw hit.error;
-    if (hit) this.#refused.delete(key);
+    this.#refused.delete(key); // an expired refusal goes; a later one is the newest entry
     await this.#slot();
     try {
       return await review();
