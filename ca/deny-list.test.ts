@@ -101,6 +101,9 @@ test('withDenied/withoutDenied match kind and value together; an entry without a
   const c = withDenied(b, { kind: 'spiffe_id', value: WEB }, { now: clock.now() });
   assert.deepEqual(c.denied!.map((d) => d.kind), ['serial', 'serial', 'spiffe_id']);
   assert.equal(withoutDenied(records, { kind: 'serial', value: '8f' }), records, 'no list at all: unchanged');
+  // The same text under the other kind is another entry (the pure functions do not lean on the forms never overlapping).
+  assert.deepEqual(withDenied(a, { kind: 'spiffe_id', value: '8f' }, { now: clock.now() }).denied!.map((d) => [d.kind, d.value]), [['serial', '8f'], ['spiffe_id', '8f']]);
+  assert.equal(withoutDenied(a, { kind: 'spiffe_id', value: '8f' }), a);
 });
 
 test('updateDenyList retries a lost compare-and-swap up to 10 attempts, and nothing else', async () => {

@@ -80,6 +80,9 @@ test('address keys: IPv4 as is, IPv6 per /64, IPv4-mapped as IPv4', () => {
   assert.notEqual(addressKey('2001:db8:1:3::1'), addressKey('2001:db8:1:2::1'));
   const more: Array<[string, string]> = [
     ['::FFFF:10.1.2.3', '10.1.2.3'],
+    ['::ffff:10.11.12.13', '10.11.12.13'],
+    ['1::ffff:10.1.2.3', '1:0:0:0::/64'], // not IPv4-mapped: only ::ffff:a.b.c.d is
+    ['::ffff:10.1.2.3.4', '::ffff:10.1.2.3.4'], // not an address at all: its own key
     ['10.1.2.3', '10.1.2.3'],
     ['1:2::3:4:5:6:7', '1:2:0:3::/64'], // the tail reaches into the first four groups
     ['::a:b:c:d:e:f', '0:0:a:b::/64'],
