@@ -188,6 +188,11 @@ test('without a bundle version: equal trust keeps the cache, changed intermediat
   state.intermediates = [other.intermediate, Buffer.from(chain.intermediate)]; // same length, other order
   await attestor.attest({ peerChain: [leaf] });
   assert.equal(attestor.cacheStats.misses, 3);
+  state.intermediates = [other.intermediate, Buffer.from(chain.intermediate)];
+  await attestor.attest({ peerChain: [leaf] });
+  state.intermediates = [other.intermediate, testChain().intermediate]; // the first equal, the second not
+  await attestor.attest({ peerChain: [leaf, chain.intermediate] });
+  assert.equal(attestor.cacheStats.misses, 4, 'any one changed intermediate drops the cache');
   state.intermediates = [other.intermediate]; // the leaf's intermediate is gone: refused though cached
   await assert.rejects(attestor.attest({ peerChain: [leaf] }), isCode('TG_SVID_UNTRUSTED'));
 });
