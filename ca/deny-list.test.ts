@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../common/clock.ts';
-import { isTollgateError } from '../common/errors.ts';
+import { isTollgateError, TollgateError } from '../common/errors.ts';
 import { deniedOf } from './slots.ts';
 import { denyAdd, denyRemove, denyTarget, withDenied, withoutDenied } from './deny-list.ts';
 import { loadSnapshot } from './snapshot.ts';
@@ -68,4 +68,78 @@ test('CaService refuses issue for a denied SPIFFE ID and renewal with a denied s
   assert.deepEqual(s.lines.filter((l) => l.code === 'TG_DENIED').map((l) => l.spiffe_id), [s.id, s.id, s.id]);
   assert.match(await s.registry.metrics(), /tollgate_ca_refused_total\{code="TG_DENIED"\} 3/);
   s.cleanup();
+});
+
+test('denyTarget serials: colons and spaces dropped, one leading zero byte kept for a zero serial, at most 20 bytes', () => {
+  const ok: Array<[string, string]> = [
+    ['8f 3c\t01', '8f3c01'],
+    ['0000', '00'],
+    ['00:00:8f', '8f'],
+    ['f', '0f'],
+    ['8f0001', '8f0001'], // only leading zero bytes go
+    ['AB'.repeat(20), 'ab'.repeat(20)],
+  ];
+  for (const [serial, value] of ok) assert.deepEqual(denyTarget({ serial }), { kind: 'serial', value }, serial);
+  for (const serial of ['ab'.repeat(21), '', 'g0', '0x8f', '8f-3c']) {
+    assert.throws(() => denyTarget({ serial }), (e: unknown) => isTollgateError(e, 'TG_USAGE') && e.message.includes(`--serial ${JSON.stringify(serial)} is not a hexadecimal serial number`), serial);
+  }
+  assert.throws(() => denyTarget({}), (e: unknown) => isTollgateError(e, 'TG_USAGE') && /exactly one of --spiffe-id ID or --serial HEX/.test(e.message));
+  assert.deepEqual(denyTarget({ spiffeId: 'spiffe://example.org/ns/a/sa/b', serial: undefined }), { kind: 'spiffe_id', value: 'spiffe://example.org/ns/a/sa/b' });
+});
+
+test('withDenied/withoutDenied match kind and value together; an entry without a reason has no reason field', async () => {
+  const store = new DirectoryStore({ dir: join(tmp, 'pure') });
+  await store.init({ trustDomain: 'example.org', clock });
+  const { records } = await store.read();
+  const a = withDenied(records, { kind: 'serial', value: '8f' }, { now: clock.now() });
+  assert.deepEqual(a.denied, [{ kind: 'serial', value: '8f', addedAt: '2026-01-01T00:00:00.000Z' }]);
+  const b = withDenied(a, { kind: 'serial', value: '9a' }, { reason: '', now: clock.now() });
+  assert.deepEqual(b.denied!.map((d) => [d.value, 'reason' in d]), [['8f', false], ['9a', false]]);
+  assert.equal(withoutDenied(b, { kind: 'serial', value: '7b' }), b, 'not listed: unchanged');
+  assert.equal(withoutDenied(b, { kind: 'spiffe_id', value: WEB }), b);
+  assert.deepEqual(withoutDenied(b, { kind: 'serial', value: '8f' }).denied!.map((d) => d.value), ['9a']);
+  const c = withDenied(b, { kind: 'spiffe_id', value: WEB }, { now: clock.now() });
+  assert.deepEqual(c.denied!.map((d) => d.kind), ['serial', 'serial', 'spiffe_id']);
+  assert.equal(withoutDenied(records, { kind: 'serial', value: '8f' }), records, 'no list at all: unchanged');
+  // The same text under the other kind is another entry (the pure functions do not lean on the forms never overlapping).
+  assert.deepEqual(withDenied(a, { kind: 'spiffe_id', value: '8f' }, { now: clock.now() }).denied!.map((d) => [d.kind, d.value]), [['serial', '8f'], ['spiffe_id', '8f']]);
+  assert.equal(withoutDenied(a, { kind: 'spiffe_id', value: '8f' }), a);
+});
+
+test('updateDenyList retries a lost compare-and-swap up to 10 attempts, and nothing else', async () => {
+  const real = new DirectoryStore({ dir: join(tmp, 'cas') });
+  await real.init({ trustDomain: 'example.org', clock });
+  const flaky = (failures: number, error: () => Error) => {
+    const s = { reads: 0, commits: 0 };
+    const store = {
+      read: async () => (s.reads++, real.read()),
+      commit: async (rev: number, next: Parameters<DirectoryStore['commit']>[1]) => {
+        if (++s.commits <= failures) throw error();
+        return real.commit(rev, next);
+      },
+    } as unknown as DirectoryStore;
+    return { s, store };
+  };
+  const conflict = () => new TollgateError('TG_STORE_CONFLICT', 'another writer');
+  let i = 0;
+  const add = (store: DirectoryStore) => denyAdd({ store, target: { kind: 'serial', value: (++i).toString(16).padStart(2, '0') }, reason: 'r', clock });
+
+  const nine = flaky(9, conflict);
+  const r = await add(nine.store);
+  assert.equal(r.changed, true);
+  assert.deepEqual(nine.s, { reads: 10, commits: 10 });
+  assert.equal(r.records.denied!.at(-1)!.reason, 'r');
+
+  const ten = flaky(10, conflict);
+  await assert.rejects(add(ten.store), (e: unknown) => isTollgateError(e, 'TG_STORE_CONFLICT'));
+  assert.deepEqual(ten.s, { reads: 10, commits: 10 });
+
+  const other = flaky(1, () => new TollgateError('TG_INTERNAL', 'disk full'));
+  await assert.rejects(add(other.store), (e: unknown) => isTollgateError(e, 'TG_INTERNAL'));
+  assert.deepEqual(other.s, { reads: 1, commits: 1 });
+
+  const same = flaky(0, conflict);
+  const listed = (await real.read()).records.denied![0]!;
+  const unchanged = await denyAdd({ store: same.store, target: { kind: listed.kind, value: listed.value }, clock });
+  assert.deepEqual([unchanged.changed, same.s.commits], [false, 0], 'nothing to change: no commit');
 });

@@ -101,6 +101,7 @@ export class DirectoryJoinTokens implements JoinTokenStore {
 
   #read(path: string): JoinTokenRecord | undefined {
     try {
+      // Written by add() or by hand: anything JSON.parse refuses is TG_STORE_CORRUPT below.
       return JSON.parse(readFileSync(path, 'utf8')) as JoinTokenRecord;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

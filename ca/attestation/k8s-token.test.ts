@@ -61,12 +61,14 @@ describe('k8s_token attestor, JWKS mode', () => {
   let rsa: CryptoKey;
   let ec: CryptoKey;
   let stranger: CryptoKey;
+  let ecPublic: CryptoKey;
   let attestor: K8sTokenAttestor;
 
   before(async () => {
-    const r = await generateKeyPair('RS256');
-    const e = await generateKeyPair('ES256');
-    stranger = (await generateKeyPair('RS256')).privateKey;
+    // RSA key generation is slow: both at once (this file runs once per mutant under `npm run mutate`).
+    const [r, e, s] = await Promise.all([generateKeyPair('RS256'), generateKeyPair('ES256'), generateKeyPair('RS256')]);
+    stranger = s.privateKey;
+    ecPublic = e.publicKey;
     rsa = r.privateKey;
     ec = e.privateKey;
     // Shaped like /openid/v1/jwks from a real API server.
@@ -78,6 +80,7 @@ describe('k8s_token attestor, JWKS mode', () => {
   });
 
   test('accepts() only JWT-shaped tokens', () => {
+    assert.equal(attestor.kind, 'k8s_token');
     const cases: Array<[string | undefined, boolean]> = [
       ['eyJh.eyJi.c2ln', true],
       ['eyJh.eyJi.', true], // unsigned: still ours to reject
@@ -182,6 +185,7 @@ describe('k8s_token attestor, JWKS mode', () => {
       name: 'malformed service account name',
       token: () => sign(projectedClaims({ 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'Web/..', uid: 'u' }, pod: { name: 'p', uid: 'u' } }, sub: undefined }), rsa, 'rsa-1'),
       code: 'TG_TOKEN_CLAIMS',
+      msg: /^token names an invalid namespace or service account: /,
     },
     { name: 'no kubernetes.io claim', token: () => sign(projectedClaims({ 'kubernetes.io': undefined }), rsa, 'rsa-1'), code: 'TG_TOKEN_CLAIMS' },
     { name: 'garbage string', token: async () => 'not-a-jwt', code: 'TG_TOKEN_INVALID' },
@@ -196,15 +200,64 @@ describe('k8s_token attestor, JWKS mode', () => {
   }
 
   test('a token without kid is tried against every matching key', async () => {
-    const second = await generateKeyPair('RS256');
+    // EC keys: as good as RSA for several keys matching one alg, and quick to make.
+    const [first, second, third] = await Promise.all([generateKeyPair('ES256'), generateKeyPair('ES256'), generateKeyPair('ES256')]);
     const keys: JWK[] = [
-      { ...(await exportJWK((await generateKeyPair('RS256')).publicKey)), kid: 'old', alg: 'RS256' },
-      { ...(await exportJWK(second.publicKey)), kid: 'new', alg: 'RS256' },
+      { ...(await exportJWK(first.publicKey)), kid: 'old', alg: 'ES256' },
+      { ...(await exportJWK(second.publicKey)), kid: 'new', alg: 'ES256' },
     ];
     const multi = new K8sTokenAttestor({ trustDomain: TD, clock, mode: { kind: 'jwks', issuer: ISSUER, jwks: { keys } } });
-    const unkeyed = (k: CryptoKey) => new SignJWT(projectedClaims()).setProtectedHeader({ alg: 'RS256' }).sign(k);
+    const unkeyed = (k: CryptoKey) => new SignJWT(projectedClaims()).setProtectedHeader({ alg: 'ES256' }).sign(k);
     assert.equal((await multi.attest({ token: await unkeyed(second.privateKey) })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
-    await rejects(multi.attest({ token: await unkeyed(stranger) }), 'TG_TOKEN_INVALID', /any key/);
+    assert.equal((await multi.attest({ token: await unkeyed(first.privateKey) })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
+    await rejects(multi.attest({ token: await unkeyed(third.privateKey) }), 'TG_TOKEN_INVALID', /^token signature does not verify against any key in the cluster JWKS$/);
+    // A key that verifies but a claim that fails: that refusal, not "no key".
+    const stale = new SignJWT(projectedClaims({ exp: NOW_S - 3600 })).setProtectedHeader({ alg: 'ES256' }).sign(second.privateKey);
+    await rejects(multi.attest({ token: await stale }), 'TG_TOKEN_EXPIRED', /^token has expired/);
+  });
+
+  test('what each refusal tells the operator (code, words, the jose code in details)', async () => {
+    const es = (claims: JWTPayload) => sign(claims, ec, 'ec-1', 'ES256');
+    const table: Array<[string, () => Promise<string>, ErrorCode, RegExp, string]> = [
+      ['expired 30 s ago', () => es(projectedClaims({ exp: NOW_S - 30 })), 'TG_TOKEN_EXPIRED', /^token has expired \(exp check failed; tokens are accepted 30s past exp\)$/, 'ERR_JWT_EXPIRED'],
+      ['wrong audience', () => es(projectedClaims({ aud: ['x'] })), 'TG_TOKEN_AUDIENCE', /^token audience does not match: it must include "tollgate-ca"$/, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['no audience', () => es(projectedClaims({ aud: undefined })), 'TG_TOKEN_AUDIENCE', /^token audience is missing: it must include "tollgate-ca"$/, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['wrong issuer', () => es(projectedClaims({ iss: 'https://evil.example' })), 'TG_TOKEN_ISSUER', /^token issuer does not match: it must be "https:\/\/kubernetes\.default\.svc\.cluster\.local"$/, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['no issuer', () => es(projectedClaims({ iss: undefined })), 'TG_TOKEN_ISSUER', /^token issuer is missing: /, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['nbf 31 s ahead', () => es(projectedClaims({ nbf: NOW_S + 31 })), 'TG_TOKEN_EXPIRED', /^token is not yet valid \(nbf is in the future\)$/, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['exp not a number', () => es(projectedClaims({ exp: 'soon' as unknown as number })), 'TG_TOKEN_CLAIMS', /^token claim "exp" is invalid$/, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['no exp', () => es(projectedClaims({ exp: undefined })), 'TG_TOKEN_CLAIMS', /^token claim "exp" is missing$/, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['HS256', async () => `${b64url({ alg: 'HS256', kid: 'rsa-1' })}.${b64url(projectedClaims())}.c2ln`, 'TG_TOKEN_INVALID', /^token algorithm is not allowed \(allowed: RS256, ES256, RS384, ES384, PS256\)$/, 'ERR_JOSE_ALG_NOT_ALLOWED'],
+      ['unknown kid', async () => `${b64url({ alg: 'RS256', kid: 'rsa-9' })}.${b64url(projectedClaims())}.c2ln`, 'TG_TOKEN_INVALID', /^token was signed by a key that is not in the cluster JWKS \(unknown kid or alg\)$/, 'ERR_JWKS_NO_MATCHING_KEY'],
+      ['bad signature', () => sign(projectedClaims(), stranger, 'rsa-1'), 'TG_TOKEN_INVALID', /^token signature does not verify against the cluster JWKS$/, 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'],
+      ['garbage header', async () => 'eyJub3Q.anNvbg.c2ln', 'TG_TOKEN_INVALID', /^token is malformed: /, 'ERR_JWS_INVALID'],
+      ['an unknown critical header', async () => `${b64url({ alg: 'ES256', kid: 'ec-1', crit: ['zz'], zz: 1 })}.${b64url(projectedClaims())}.c2ln`, 'TG_TOKEN_INVALID', /^token uses a JOSE feature this CA does not support: Extension Header Parameter "zz" is not recognized$/, 'ERR_JOSE_NOT_SUPPORTED'],
+    ];
+    for (const [name, token, code, message, jose] of table) {
+      await assert.rejects(attestor.attest({ token: await token() }), (e: unknown) => {
+        assert.ok(e instanceof TollgateError, name);
+        assert.equal(e.code, code, name);
+        assert.match(e.message, message, name);
+        assert.deepEqual(e.details, { jose }, name);
+        return true;
+      });
+    }
+  });
+
+  test('the edges: exp 29 s ago and nbf 30 s ahead are inside the tolerance; no token or no JWT is refused up front', async () => {
+    const es = (claims: JWTPayload) => sign(claims, ec, 'ec-1', 'ES256');
+    assert.equal((await attestor.attest({ token: await es(projectedClaims({ exp: NOW_S - 29 })) })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
+    assert.equal((await attestor.attest({ token: await es(projectedClaims({ nbf: NOW_S + 30 })) })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
+    await rejects(attestor.attest({}), 'TG_TOKEN_MISSING', /^no Kubernetes service-account token was presented$/);
+    await rejects(attestor.attest({ token: '' }), 'TG_TOKEN_MISSING');
+    await rejects(attestor.attest({ token: 'a.b' }), 'TG_TOKEN_INVALID', /^token is not a JWT \(expected three base64url parts\)$/);
+  });
+
+  test('a custom audience is the one required', async () => {
+    const keys: JWK[] = [{ ...(await exportJWK(ecPublic)), kid: 'ec-1', alg: 'ES256' }];
+    const custom = new K8sTokenAttestor({ trustDomain: TD, clock, audience: 'mesh-ca', mode: { kind: 'jwks', issuer: ISSUER, jwks: { keys } } });
+    assert.equal((await custom.attest({ token: await sign(projectedClaims({ aud: ['mesh-ca'] }), ec, 'ec-1', 'ES256') })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
+    await rejects(custom.attest({ token: await sign(projectedClaims(), ec, 'ec-1', 'ES256') }), 'TG_TOKEN_AUDIENCE', /"mesh-ca"/);
   });
 
   test('rejects a malformed JWKS or empty issuer at construction', () => {
@@ -215,6 +268,9 @@ describe('k8s_token attestor, JWKS mode', () => {
     for (const mode of bad) {
       assert.throws(() => new K8sTokenAttestor({ trustDomain: TD, clock, mode }), (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID');
     }
+    assert.throws(() => new K8sTokenAttestor({ trustDomain: TD, clock, mode: bad[0]! }), /k8s_token: the JWKS is malformed: /);
+    assert.throws(() => new K8sTokenAttestor({ trustDomain: TD, clock, mode: bad[1]! }), /k8s_token: jwks mode needs an issuer/);
+    assert.throws(() => new K8sTokenAttestor({ trustDomain: 'Bad_TD', clock, mode: bad[1]! }), (e: unknown) => e instanceof TollgateError && e.code === 'TG_TRUST_DOMAIN_INVALID');
   });
 });
 
@@ -378,7 +434,28 @@ describe('k8s_token attestor, TokenReview mode', () => {
     { name: 'response is not JSON', handler: (_q, _b, res) => json(res, 201, '<html>proxy</html>'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /not JSON/ },
     { name: 'response over 1 MiB', handler: (_q, _b, res) => json(res, 201, 'x'.repeat(1024 * 1024 + 10)), code: 'TG_TOKEN_REVIEW_FAILED', msg: /exceeds/ },
     { name: 'server certificate not trusted (no caCert)', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN)), code: 'TG_TOKEN_REVIEW_FAILED', mode: { caCert: undefined }, msg: /could not reach/ },
-    { name: 'bearerToken throws', handler: () => {}, code: 'TG_TOKEN_REVIEW_FAILED', mode: { bearerToken: () => { throw new Error('ENOENT token file'); } }, msg: /credential/ },
+    { name: 'HTTP 401: the hint names the CA credential', handler: (_q, _b, res) => json(res, 401, '{"message":"Unauthorized"}'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview returned HTTP 401 \(the CA's own credential was rejected\): Unauthorized$/ },
+    { name: 'HTTP 403: the hint names the RBAC binding', handler: (_q, _b, res) => json(res, 403, '{}'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview returned HTTP 403 \(the CA's service account lacks RBAC to create tokenreviews; bind it to system:auth-delegator\)$/ },
+    { name: 'HTTP 500 error page', handler: (_q, _b, res) => json(res, 500, '<html>oops</html>'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview returned HTTP 500$/ },
+    { name: 'HTTP 300', handler: (_q, _b, res) => json(res, 300, authenticated(TOKEN)), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview returned HTTP 300$/ },
+    { name: 'HTTP 400 whose message is not a string', handler: (_q, _b, res) => json(res, 400, '{"message":{"x":1}}'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview returned HTTP 400$/ },
+    { name: 'HTTP 422 echoing the token: scrubbed, cut to 300 characters', handler: (_q, _b, res) => json(res, 422, JSON.stringify({ message: `bad ${TOKEN} ${'y'.repeat(400)}` })), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview returned HTTP 422: bad \[token\] y{288}$/ },
+    { name: 'no status at all', handler: (_q, _b, res) => json(res, 201, '{"kind":"TokenReview"}'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview response has no status$/ },
+    { name: 'status is not an object', handler: (_q, _b, res) => json(res, 201, '{"status":"ok"}'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /no status/ },
+    { name: 'a JSON array', handler: (_q, _b, res) => json(res, 201, '[{"status":{"authenticated":true}}]'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /no status/ },
+    { name: 'authenticated is "true", a string', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN).replace('"authenticated":true', '"authenticated":"true"')), code: 'TG_TOKEN_INVALID', msg: /^the API server did not authenticate the token$/ },
+    { name: 'unauthenticated with a long error: cut to 300 characters', handler: (_q, _b, res) => json(res, 201, review(TOKEN, { authenticated: false, error: 'z'.repeat(500) })), code: 'TG_TOKEN_INVALID', msg: /^the API server did not authenticate the token: z{300}$/ },
+    { name: 'no status.audiences (an API server that ignored the audience)', handler: (_q, _b, res) => json(res, 201, review(TOKEN, { authenticated: true, user: JSON.parse(authenticated(TOKEN)).status.user })), code: 'TG_TOKEN_AUDIENCE', msg: /^token is not valid for audience "tollgate-ca"$/ },
+    { name: 'no user', handler: (_q, _b, res) => json(res, 201, review(TOKEN, { authenticated: true, audiences: ['tollgate-ca'] })), code: 'TG_TOKEN_CLAIMS', msg: /^token belongs to "", not a service account$/ },
+    { name: 'username with a prefix', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { username: 'xsystem:serviceaccount:shop:web' })), code: 'TG_TOKEN_CLAIMS', msg: /not a service account/ },
+    { name: 'username with a fifth part', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { username: 'system:serviceaccount:shop:web:x' })), code: 'TG_TOKEN_CLAIMS', msg: /not a service account/ },
+    { name: 'username with an empty namespace', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { username: 'system:serviceaccount::web' })), code: 'TG_TOKEN_CLAIMS', msg: /not a service account/ },
+    { name: 'no pod-uid extra', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { extra: { 'authentication.kubernetes.io/pod-name': ['web-1'] } })), code: 'TG_TOKEN_CLAIMS', msg: /^token is not bound to a pod; use a projected service-account token with audience tollgate-ca$/ },
+    { name: 'an empty pod-name extra', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { extra: { ...POD_EXTRA, 'authentication.kubernetes.io/pod-name': [''] } })), code: 'TG_TOKEN_CLAIMS', msg: /not bound to a pod/ },
+    { name: 'a pod-name extra that is not a list', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { extra: { ...POD_EXTRA, 'authentication.kubernetes.io/pod-name': 'web-1' as unknown as string[] } })), code: 'TG_TOKEN_CLAIMS', msg: /not bound to a pod/ },
+    { name: 'extra is not an object', handler: (_q, _b, res) => json(res, 201, authenticated(TOKEN, { extra: ['x'] as unknown as Record<string, string[]> })), code: 'TG_TOKEN_CLAIMS', msg: /not bound to a pod/ },
+    { name: 'bearerToken throws', handler: () => {}, code: 'TG_TOKEN_REVIEW_FAILED', mode: { bearerToken: () => { throw new Error('ENOENT token file'); } }, msg: /^could not read the CA's own API-server credential: ENOENT token file$/ },
+    { name: 'a JSON null', handler: (_q, _b, res) => json(res, 201, 'null'), code: 'TG_TOKEN_REVIEW_FAILED', msg: /^TokenReview response has no status$/ },
     { name: 'server never answers (timeout)', handler: () => {}, code: 'TG_TOKEN_REVIEW_FAILED', mode: { timeoutMs: 300 }, msg: /did not answer within 300 ms/ },
   ];
 
@@ -388,6 +465,54 @@ describe('k8s_token attestor, TokenReview mode', () => {
       await rejects(attestor(c.mode).attest({ token: TOKEN }), c.code, c.msg, TOKEN);
     });
   }
+
+  test('HTTP 200 and 299 count as answers; the request says it sends and accepts JSON, with its length', async () => {
+    for (const status of [200, 299]) {
+      handler = (_req, _body, res) => json(res, status, authenticated(TOKEN));
+      assert.equal((await attestor().attest({ token: TOKEN })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`, String(status));
+    }
+    assert.equal(seen?.headers.accept, 'application/json');
+    assert.equal(seen?.headers['content-length'], String(Buffer.byteLength(seen!.body)));
+  });
+
+  test('HTTP failures and timeouts carry the status or the deadline in details', async () => {
+    handler = (_q, _b, res) => json(res, 503, '{}');
+    await assert.rejects(attestor().attest({ token: TOKEN }), (e: unknown) => e instanceof TollgateError && JSON.stringify(e.details) === '{"http_status":503}');
+    handler = (_q, _b, res) => json(res, 201, 'nope');
+    await assert.rejects(attestor().attest({ token: TOKEN }), (e: unknown) => e instanceof TollgateError && JSON.stringify(e.details) === '{"http_status":201}');
+    handler = () => {};
+    await assert.rejects(attestor({ timeoutMs: 20 }).attest({ token: TOKEN }), (e: unknown) => e instanceof TollgateError && JSON.stringify(e.details) === '{"timeout_ms":20}');
+  });
+
+  test('a response of exactly 1 MiB is read; one byte more is refused', async () => {
+    const body = authenticated(TOKEN);
+    handler = (_req, _body, res) => json(res, 201, body + ' '.repeat(1024 * 1024 - Buffer.byteLength(body)));
+    assert.equal((await attestor().attest({ token: TOKEN })).spiffeId.id, `spiffe://${TD}/ns/shop/sa/web`);
+    handler = (_req, _body, res) => json(res, 201, body + ' '.repeat(1024 * 1024 + 1 - Buffer.byteLength(body)));
+    await rejects(attestor().attest({ token: TOKEN }), 'TG_TOKEN_REVIEW_FAILED', /^TokenReview response exceeds 1048576 bytes$/);
+  });
+
+  test('an apiServer URL with a path keeps it (trailing slashes dropped)', async () => {
+    handler = (_req, _body, res) => json(res, 201, authenticated(TOKEN));
+    await attestor({ apiServer: `https://127.0.0.1:${port}/k8s//` }).attest({ token: TOKEN });
+    assert.equal(seen?.url, '/k8s/apis/authentication.k8s.io/v1/tokenreviews');
+  });
+
+  test('a timed-out review closes its connection', async () => {
+    let closed = false;
+    handler = (req) => req.socket.on('close', () => (closed = true));
+    await rejects(attestor({ timeoutMs: 50 }).attest({ token: TOKEN }), 'TG_TOKEN_REVIEW_FAILED', /^TokenReview at 127\.0\.0\.1:\d+ did not answer within 50 ms$/);
+    for (let i = 0; i < 10_000 && !closed; i++) await new Promise((r) => setImmediate(r)); // bounded: the FIN is already on its way
+    assert.ok(closed, 'the CA hung up');
+  });
+
+  test('a response cut off mid-body is TG_TOKEN_REVIEW_FAILED', async () => {
+    handler = (_req, _body, res) => {
+      res.writeHead(201, { 'Content-Type': 'application/json', 'Content-Length': '1000' });
+      res.write('{"status":', () => res.socket?.destroy());
+    };
+    await rejects(attestor().attest({ token: TOKEN }), 'TG_TOKEN_REVIEW_FAILED', /^TokenReview response failed: /);
+  });
 
   test('rejects: API server not reachable (closed port)', async () => {
     const probe = createNetServer();
@@ -401,7 +526,11 @@ describe('k8s_token attestor, TokenReview mode', () => {
   test('rejects a non-https apiServer at construction', () => {
     assert.throws(
       () => new K8sTokenAttestor({ trustDomain: TD, clock, mode: { kind: 'token-review', apiServer: 'http://127.0.0.1:6443', bearerToken: () => 'x' } }),
-      (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID',
+      (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' && /^k8s_token: apiServer must be an https URL$/.test(e.message),
+    );
+    assert.throws(
+      () => new K8sTokenAttestor({ trustDomain: TD, clock, mode: { kind: 'token-review', apiServer: 'kubernetes.default.svc', bearerToken: () => 'x' } }),
+      (e: unknown) => e instanceof TollgateError && e.code === 'TG_CONFIG_INVALID' && /^k8s_token: apiServer "kubernetes\.default\.svc" is not a URL$/.test(e.message),
     );
   });
 });

@@ -8,7 +8,7 @@ import { TollgateError, type ErrorCode } from '../../common/errors.ts';
 import { kubernetesSpiffeId, parseTrustDomain, refuseReservedId, type SpiffeId } from '../../pki/spiffe-id.ts';
 import type { Clock } from '../../common/clock.ts';
 import type { Attestation, AttestationEvidence, Attestor } from './attestor.ts';
-import { identityFromClaims, isLegacySecretToken, precheckToken, ReviewGuard } from './review-guard.ts';
+import { identityFromClaims, isLegacySecretToken, isRecord, nonEmptyString, precheckToken, ReviewGuard } from './review-guard.ts';
 
 export const DEFAULT_AUDIENCE = 'tollgate-ca';
 const ALGORITHMS = ['RS256', 'ES256', 'RS384', 'ES384', 'PS256'];
@@ -72,14 +72,6 @@ interface K8sIdentity {
 
 function fail(code: ErrorCode, message: string, details?: Record<string, unknown>, cause?: unknown): TollgateError {
   return new TollgateError(code, message, { details, cause });
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function nonEmptyString(v: unknown): v is string {
-  return typeof v === 'string' && v.length > 0;
 }
 
 export class K8sTokenAttestor implements Attestor {
@@ -211,9 +203,11 @@ export class K8sTokenAttestor implements Attestor {
     if (e instanceof joseErrors.JWKSNoMatchingKey) {
       return fail('TG_TOKEN_INVALID', 'token was signed by a key that is not in the cluster JWKS (unknown kid or alg)', jose);
     }
-    if (e instanceof joseErrors.JOSEAlgNotAllowed || e instanceof joseErrors.JOSENotSupported) {
+    if (e instanceof joseErrors.JOSEAlgNotAllowed) {
       return fail('TG_TOKEN_INVALID', `token algorithm is not allowed (allowed: ${ALGORITHMS.join(', ')})`, jose);
     }
+    // Not the algorithm (that is JOSEAlgNotAllowed): a critical header extension jose does not know.
+    if (e instanceof joseErrors.JOSENotSupported) return fail('TG_TOKEN_INVALID', `token uses a JOSE feature this CA does not support: ${e.message}`, jose);
     if (e instanceof joseErrors.JOSEError) return fail('TG_TOKEN_INVALID', `token is malformed: ${e.message}`, jose);
     return fail('TG_TOKEN_INVALID', 'token is malformed', {}, e);
   }
@@ -294,10 +288,9 @@ export class K8sTokenAttestor implements Attestor {
     const timeoutMs = mode.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const url = this.#reviewUrl!;
     return new Promise((resolve, reject) => {
-      let settled = false;
+      // A second call (an error after the answer, the end after too many bytes) changes nothing:
+      // the promise is settled, the timer cleared, the request destroyed again.
       const done = (err: TollgateError | null, value?: { status: number; text: string }): void => {
-        if (settled) return;
-        settled = true;
         clearTimeout(timer);
         if (err) {
           req.destroy();

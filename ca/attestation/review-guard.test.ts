@@ -12,20 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../../common/clock.ts';
 import { TollgateError } from '../../common/errors.ts';
+import { unsignedProjectedJwt } from '../../test/helpers/k8s-token.ts';
 import { testServerCert } from '../../test/helpers/tls-test-cert.ts';
 import { K8sTokenAttestor } from './k8s-token.ts';
 import { cachedTokenFile, NEGATIVE_CACHE_MS, REVIEW_MAX_WAITING } from './review-guard.ts';
 
 const NOW_S = 1_767_225_600;
-const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
-function jwt(over: Record<string, unknown> = {}, header: Record<string, unknown> = { alg: 'RS256', kid: 'k' }): string {
-  const claims = {
-    aud: ['tollgate-ca'], exp: NOW_S + 3600, iat: NOW_S, nbf: NOW_S, iss: 'https://kubernetes.default.svc', sub: 'system:serviceaccount:shop:web',
-    'kubernetes.io': { namespace: 'shop', pod: { name: 'web-1', uid: 'u-1' }, serviceaccount: { name: 'web', uid: 's-1' } },
-    ...over,
-  };
-  return `${b64(header)}.${b64(claims)}.c2ln`;
-}
+const jwt = (over?: Record<string, unknown>, header?: Record<string, unknown>): string => unsignedProjectedJwt(NOW_S, over, header);
 const AUTHENTICATED = JSON.stringify({
   status: {
     authenticated: true, audiences: ['tollgate-ca'],

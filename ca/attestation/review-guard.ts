@@ -22,14 +22,14 @@ export interface ClaimsIdentity {
 }
 
 function fail(code: ErrorCode, message: string, details?: Record<string, unknown>): TollgateError {
-  return new TollgateError(code, message, details ? { details } : undefined);
+  return new TollgateError(code, message, { details });
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function nonEmptyString(v: unknown): v is string {
+export function nonEmptyString(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0;
 }
 
@@ -52,8 +52,8 @@ export function identityFromClaims(p: Record<string, unknown>): ClaimsIdentity {
   if (p.sub !== undefined && p.sub !== `system:serviceaccount:${namespace}:${sa}`) {
     throw fail('TG_TOKEN_CLAIMS', 'token "sub" does not agree with its "kubernetes.io" claim', { namespace, service_account: sa });
   }
-  const pod = isRecord(k.pod) ? k.pod : undefined;
-  if (!pod || !nonEmptyString(pod.name) || !nonEmptyString(pod.uid)) {
+  const pod = k.pod;
+  if (!isRecord(pod) || !nonEmptyString(pod.name) || !nonEmptyString(pod.uid)) {
     throw fail('TG_TOKEN_CLAIMS', `token is not bound to a pod; ${PROJECTED_HINT}`, { namespace, service_account: sa });
   }
   return { namespace, serviceAccount: sa, pod: pod.name, podUid: pod.uid };
@@ -77,8 +77,10 @@ function decodePart(part: string, what: string): Record<string, unknown> {
  */
 export function precheckToken(token: string, o: { audience: string; issuer?: string | undefined; nowMs: number; toleranceS: number }): void {
   const [h, p, sig] = token.split('.');
+  // Equivalent mutant left alive: split always yields a first part, so this default is never used.
   const header = decodePart(h ?? '', 'header');
   if (!nonEmptyString(header.alg) || header.alg === 'none' || !sig) throw fail('TG_TOKEN_INVALID', 'token is unsigned or names no algorithm');
+  // Equivalent mutant left alive: no payload part and any non-JSON stand-in get the same "not base64url JSON" refusal.
   const claims = decodePart(p ?? '', 'payload');
   const now = o.nowMs / 1000;
   if (typeof claims.exp !== 'number') throw fail('TG_TOKEN_CLAIMS', 'token has no "exp" claim');
@@ -112,7 +114,7 @@ export class ReviewGuard {
     const key = createHash('sha256').update(token).digest('base64');
     const hit = this.#refused.get(key);
     if (hit && hit.until > this.#clock.now()) throw hit.error;
-    if (hit) this.#refused.delete(key);
+    this.#refused.delete(key); // an expired refusal goes; a later one is the newest entry
     await this.#slot();
     try {
       return await review();

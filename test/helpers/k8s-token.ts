@@ -45,3 +45,17 @@ export async function k8sTokenIssuer(dir: string): Promise<K8sTokenIssuer> {
     },
   };
 }
+
+/**
+ * A token shaped like a projected one issued at `nowS` (pod-bound, audience tollgate-ca, issuer
+ * https://kubernetes.default.svc) with a dummy signature: for the checks that never verify it.
+ */
+export function unsignedProjectedJwt(nowS: number, over: Record<string, unknown> = {}, header: Record<string, unknown> = { alg: 'RS256', kid: 'k' }): string {
+  const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const claims = {
+    aud: ['tollgate-ca'], exp: nowS + 3600, iat: nowS, nbf: nowS, iss: 'https://kubernetes.default.svc', sub: 'system:serviceaccount:shop:web',
+    'kubernetes.io': { namespace: 'shop', pod: { name: 'web-1', uid: 'u-1' }, serviceaccount: { name: 'web', uid: 's-1' } },
+    ...over,
+  };
+  return `${b64(header)}.${b64(claims)}.c2ln`;
+}
