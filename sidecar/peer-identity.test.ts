@@ -74,6 +74,11 @@ describe('checkPeerLeaf: what the operator reads', () => {
 
   test('bytes that are not DER: TG_SVID_INVALID naming the DER problem', () => {
     assert.throws(() => checkPeerLeaf(Buffer.from([0x30, 0x05, 0x02]), opts), says('TG_SVID_INVALID', /^peer certificate is not valid DER: truncated DER/));
+    assert.throws(
+      () => checkPeerLeaf(Buffer.from([0x30, 0x05, 0x02]), opts),
+      (e: unknown) => e instanceof Error && e.cause instanceof Error && /truncated DER/.test(e.cause.message),
+      "the parser's own error is kept as the cause (debug logs show it)",
+    );
   });
 
   test('an extension that does not parse (keyUsage not a BIT STRING) is TG_SVID_INVALID, its cause kept', () => {
