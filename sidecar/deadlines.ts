@@ -153,10 +153,10 @@ export class ConnectionDeadlines {
     d.quietTimer?.cancel();
     d.activity++;
     // The initiator spoke: a request is in flight until the responder answers.
-    d.quietTimer = fromResponder ? this.#armQuiet(splice, d) : null;
+    d.quietTimer = fromResponder ? this.#armQuiet(splice) : null;
   }
 
-  #armQuiet(splice: Splice, d: Deadline): TimerHandle {
+  #armQuiet(splice: Splice): TimerHandle {
     return this.#o.clock.setTimer(QUIET_MS, () => this.#quietCheck(splice));
   }
 
@@ -165,13 +165,14 @@ export class ConnectionDeadlines {
     if (!d || d.ended) return;
     d.quietTimer = null;
     if (!splice.flushed) {
-      d.quietTimer = this.#armQuiet(splice, d);
+      d.quietTimer = this.#armQuiet(splice);
       return;
     }
-    // Whatever arrived while this process was busy is read in the poll phase, before setImmediate.
+    // Whatever arrived while this process was busy is read in the poll phase, before setImmediate;
+    // any chunk either way bumps `activity` (and re-arms or drops the quiet timer).
     const seen = d.activity;
     setImmediate(() => {
-      if (this.#all.get(splice) === d && !d.ended && d.activity === seen && d.quietTimer === null) this.#endQuietly(splice, d);
+      if (this.#all.get(splice) === d && !d.ended && d.activity === seen) this.#endQuietly(splice, d);
     });
   }
 
