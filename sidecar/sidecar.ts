@@ -93,11 +93,12 @@ export class Sidecar {
     warnExposedAdmin(c, log);
     const { watcher, policy } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: log, metrics: this.metrics, proxies: this.#proxies });
     this.#policyWatcher = watcher;
-    this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
+    this.#exposure = appExposureCheck({ config: c, clock: this.#clock, logger: log, metrics: this.metrics });
     // Only now, with every local check passed, the CA: a join token is single use, and a sidecar that
     // fails on its admin port or its policy must not have spent it.
     await this.manager.start();
     await openProxies({ config: c, source: this.manager, policy, clock: this.#clock, logger: log, metrics: this.metrics }, this.#proxies);
+    this.#exposure?.startSoon(); // after the ready line: reading /proc/net/tcp blocks for ms per thousand sockets
   }
 
   get adminPort(): number {
@@ -170,12 +171,13 @@ export function createSvidManager(o: {
 /**
  * Without traffic capture, the check for app ports reachable around the sidecar (Linux, where
  * /proc/net/tcp lists the pod's sockets); null when capture is on or there is no inbound port.
+ * Not started: the caller starts it (startSoon) once ready, as a host's /proc/net/tcp with 16,000
+ * sockets took 90 ms to read and parse, time that would otherwise delay the first SVID's answer.
  */
-export function startAppExposureCheck(o: { readonly config: SidecarConfig; readonly clock: Clock; readonly logger: Logger; readonly metrics: SidecarMetrics }): AppExposureCheck | null {
+export function appExposureCheck(o: { readonly config: SidecarConfig; readonly clock: Clock; readonly logger: Logger; readonly metrics: SidecarMetrics }): AppExposureCheck | null {
   const c = o.config;
   if (c.capture !== 'none' || c.inbound.length === 0 || process.platform !== 'linux') return null;
   const check = new AppExposureCheck({ appPorts: c.inbound.map((i) => i.appPort), clock: o.clock, logger: o.logger.child({ component: 'app-exposure' }), gauge: o.metrics.appPortsExposed });
-  check.startSoon(); // reading /proc/net/tcp takes ms per thousand sockets: not before the ready line
   return check;
 }
 

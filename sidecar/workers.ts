@@ -19,7 +19,7 @@ import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { SidecarConfig } from './config.ts';
 import { SidecarMetrics } from './metrics.ts';
-import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, startAppExposureCheck, startPolicyWatcher, warnExposedAdmin, withExposureNote, type ListenerInfo } from './sidecar.ts';
+import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxies, appExposureCheck, startPolicyWatcher, warnExposedAdmin, withExposureNote, type ListenerInfo } from './sidecar.ts';
 import type { AppExposureCheck } from './app-exposure.ts';
 import type { SvidManager } from './svid-manager.ts';
 import { SvidHolder, svidOf, trustBundleOf, type Svid, type TrustBundle } from './svid-source.ts';
@@ -177,7 +177,7 @@ export class SidecarPrimary {
     // by a sidecar whose workers would all refuse to start.
     const { watcher } = await startPolicyWatcher({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics, proxies: emptyProxySet() }); // the workers hold the proxies
     watcher?.close();
-    this.#exposure = startAppExposureCheck({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
+    this.#exposure = appExposureCheck({ config: c, clock: this.#clock, logger: this.#log, metrics: this.metrics });
     await this.manager.start();
     this.#state = encodeState(this.manager.svid(), this.manager.bundle());
     this.manager.onChange(() => {
@@ -198,6 +198,7 @@ export class SidecarPrimary {
       for (let i = 0; i < this.#o.workers; i++) this.#fork(check);
     });
     this.#ready = true;
+    this.#exposure?.startSoon(); // after the ready line, as in sidecar.ts
   }
 
   #fork(onListening: () => void = () => {}): void {

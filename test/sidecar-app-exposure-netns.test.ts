@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createJoinToken, initCa } from './helpers/ca-fixture.ts';
 import { metricSample } from './helpers/mesh-fixture.ts';
+import { waitFor } from './helpers/sidecar-fixture.ts';
 import { startTollgate, tempDir, type Started } from './helpers/procs.ts';
 
 const ns = `tg${process.pid}-exposure`;
@@ -83,12 +84,14 @@ after(async () => {
 
 test('capture: none (the default): the app port on :: is reported in /readyz, the gauge and the log; the sidecar stays ready', { skip }, async () => {
   const s = await sidecar('open', null);
+  // The check runs just after the ready line (off the start-to-ready path), so wait for its log line.
+  const logged = /"level":"warn","msg":"app port 8080 listens on ::.*"event":"app_port_exposed"/;
+  await waitFor(() => logged.test(s.proc.stderr()), 'the app_port_exposed log line');
   const ready = get(`http://127.0.0.1:${s.admin}/readyz`);
   assert.equal(ready.status, 200, ready.body);
   assert.match(ready.body, /^ready: SVID .*; WARNING: app port 8080 listens on ::, reachable around the sidecar because traffic capture is off; bind the app to 127\.0\.0\.1:8080/);
   assert.doesNotMatch(ready.body, /app port 9000/);
   assert.equal(metricSample(get(`http://127.0.0.1:${s.admin}/metrics`).body, 'tollgate_app_ports_exposed'), 1);
-  assert.match(s.proc.stderr(), /"level":"warn","msg":"app port 8080 listens on ::.*"event":"app_port_exposed"/);
 });
 
 test('capture: iptables: nothing is reported (the rules send peers to the sidecar whatever the app binds)', { skip }, async () => {
