@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { sidecarProcessEnv } from '../common/sidecar-runtime.ts';
 import type { Contender, Pair } from './peers-contenders.ts';
 import { CLIENT_ID, SERVER_ID, TRUST_DOMAIN } from './peers-pki.ts';
 import { freePort, HOST, runBounded, startUntilReady, waitPort, type Proc } from './peers-procs.ts';
@@ -82,7 +83,8 @@ export function writeSidecarConfig(dir: string, side: string, c: SideConfig): st
 
 export function startSidecar(name: string, file: string, logFile: string, workers: number | null): ReturnType<typeof startUntilReady> {
   const args = [BIN, 'sidecar', 'run', '--config', file, ...(workers === null ? [] : ['--workers', String(workers)])];
-  return startUntilReady(name, process.execPath, args, { logFile, cwd: ROOT, timeoutMs: READY_TIMEOUT_MS });
+  // As deployed: the injector puts the sidecar's memory settings in its container's environment.
+  return startUntilReady(name, process.execPath, args, { logFile, cwd: ROOT, env: sidecarProcessEnv(), timeoutMs: READY_TIMEOUT_MS });
 }
 
 export interface TollgateContender extends Contender {

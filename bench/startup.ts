@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath } from 'node:url';import { sidecarProcessEnv } from '../common/sidecar-runtime.ts';
+
 
 const BIN = fileURLToPath(new URL('../bin/tollgate.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -58,9 +59,9 @@ interface Running {
 }
 
 /** Spawn `node [nodeArgs] bin args` and resolve at its ready line, with the time it took. */
-function startUntilReady(bin: string, args: string[], nodeArgs: readonly string[] = [], timeoutMs = 30_000): Promise<Running> {
+function startUntilReady(bin: string, args: string[], nodeArgs: readonly string[] = [], timeoutMs = 30_000, env: NodeJS.ProcessEnv = process.env): Promise<Running> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [...nodeArgs, bin, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, bin, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
@@ -126,7 +127,7 @@ export async function measureSidecarStartup(options: StartupOptions = {}): Promi
           '',
         ].join('\n'),
       );
-      const sidecar = await startUntilReady(bin, ['sidecar', 'run', '--config', config], options.nodeArgs);
+      const sidecar = await startUntilReady(bin, ['sidecar', 'run', '--config', config], options.nodeArgs, undefined, sidecarProcessEnv()); // as deployed
       await sidecar.stop();
       if (sidecar.ready.spiffe_id !== spiffeId) throw new Error(`sidecar ready as ${String(sidecar.ready.spiffe_id)}, expected ${spiffeId}`);
       return sidecar.ms;

@@ -7,6 +7,7 @@ import { systemClock } from '../common/clock.ts';
 import { parseDuration } from '../common/duration.ts';
 import { TollgateError } from '../common/errors.ts';
 import { secretFrom } from '../common/secret.ts';
+import { tuneSidecarRuntime } from '../common/sidecar-runtime.ts';
 import { parseListen } from './options.ts';
 
 export function registerSidecar(program: Command): void {
@@ -37,6 +38,7 @@ Examples:
     .action(async (o: { config?: string; configEnv?: string; admin?: string; caAddress?: string; joinToken?: string; joinTokenFile?: string; logLevel?: string; workers: string }) => {
       if (!/^[1-9][0-9]{0,2}$/.test(o.workers)) throw new TollgateError('TG_USAGE', `--workers ${o.workers}: give a whole number from 1 to 999`);
       const workers = Number(o.workers);
+      const missingRuntime = tuneSidecarRuntime(); // first: V8 reads its heap flags as the heap grows
       if ((o.config === undefined) === (o.configEnv === undefined)) throw new TollgateError('TG_USAGE', 'give exactly one of --config FILE and --config-env NAME');
       const [{ loadSidecarConfig, loadSidecarConfigFromEnv }, { Sidecar }, { createLogger }] = await Promise.all([import('../sidecar/config.ts'), import('../sidecar/sidecar.ts'), import('../common/log.ts')]);
       // Flag, then file, then TOLLGATE_JOIN_TOKEN (which is also how forked workers get it: never argv).
@@ -55,6 +57,9 @@ Examples:
       if (cluster?.isWorkerProcess()) {
         await cluster.runSidecarWorker({ config, logger });
         return;
+      }
+      if (missingRuntime.length > 0) {
+        logger.info(`started without the sidecar's memory settings (${missingRuntime.join(', ')}): memory after load can be twice as high; the injector sets them (README, "Sidecar memory")`, { event: 'runtime_settings_missing', missing: missingRuntime });
       }
       let stopping = false;
       let sidecar: Awaited<ReturnType<typeof Sidecar.start>> | import('../sidecar/workers.ts').SidecarPrimary | null = null;

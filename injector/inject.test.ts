@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TollgateError } from '../common/errors.ts';
+import { sidecarEnvVars } from '../common/sidecar-runtime.ts';
 import { certsToPem } from '../pki/pem.ts';
 import { testChain } from '../pki/test-chain.ts';
 import { parseSidecarConfig } from '../sidecar/config.ts';
@@ -129,6 +130,14 @@ test('native sidecar: init container tollgate-init, then tollgate-proxy with res
   }
   assert.deepEqual((named(p, 'logger')['env'] as Json[])[0], { name: 'A', value: 'b' });
   assert.deepEqual(r.warnings, []);
+});
+
+test('the sidecar container carries the sidecar\'s memory settings (NODE_OPTIONS, GLIBC_TUNABLES) after its config', () => {
+  const proxy = named(inject(pod()).pod!, 'tollgate-proxy');
+  const env = proxy['env'] as { name: string; value: string }[];
+  assert.deepEqual(env.map((e) => e.name), ['TOLLGATE_SIDECAR_CONFIG', 'NODE_OPTIONS', 'GLIBC_TUNABLES']);
+  assert.deepEqual(env.slice(1), sidecarEnvVars());
+  assert.deepEqual(sidecarEnvVars().map((e) => e.value), ['--max-semi-space-size=1', 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072']);
 });
 
 test("the sidecar's config (TOLLGATE_SIDECAR_CONFIG) is one the sidecar accepts, with every listener where CONTRACT.md puts it", () => {

@@ -3,6 +3,7 @@
 // volume and the policy ConfigMap volume. Plain JSON objects in the Kubernetes v1 shape.
 import { stringify } from 'yaml';
 import { formatHostPort } from '../common/address.ts';
+import { sidecarEnvVars } from '../common/sidecar-runtime.ts';
 import type { InjectorConfig } from './config.ts';
 import { Ports, type MeshAnnotations } from './annotations.ts';
 
@@ -89,7 +90,8 @@ export function proxyContainer(input: PartsInput): Json {
     imagePullPolicy: config.imagePullPolicy,
     args: ['sidecar', 'run', '--config-env', CONFIG_ENV],
     ...(config.nativeSidecar ? { restartPolicy: 'Always' } : {}),
-    env: [{ name: CONFIG_ENV, value: sidecarConfigYaml(input) }],
+    // Config first (tests and tools read env[0]), then the memory settings (common/sidecar-runtime.ts).
+    env: [{ name: CONFIG_ENV, value: sidecarConfigYaml(input) }, ...sidecarEnvVars()],
     ports: [{ name: 'tollgate-admin', containerPort: Ports.admin, protocol: 'TCP' }],
     // Two minutes to reach the CA and get the first SVID before the kubelet restarts the sidecar.
     startupProbe: probe('/readyz', 1, 120),

@@ -6,6 +6,7 @@ import { createJoinToken, initCa, startCa, type RunningTestCa } from './ca-fixtu
 import { k8sTokenIssuer } from './k8s-token.ts';
 import { startTollgate, tempDir, type Started } from './procs.ts';
 import { startBackend, type TestBackend } from './sidecar-fixture.ts';
+import { sidecarProcessEnv } from '../../common/sidecar-runtime.ts';
 
 export interface SidecarSpec {
   readonly name: string;
@@ -18,6 +19,8 @@ export interface SidecarSpec {
   /** Attest with this projected service-account token file instead of a join token. */
   readonly tokenFile?: string;
   readonly extraYaml?: string;
+  /** The process's environment; default: the sidecar's memory settings on top of this process's, as the injector starts it. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningSidecar {
@@ -53,7 +56,7 @@ export async function startSidecar(dir: string, ca: RunningTestCa, spec: Sidecar
   if (spec.extraYaml) lines.push(spec.extraYaml);
   const configFile = join(dir, `${spec.name}-sidecar.yaml`);
   writeFileSync(configFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-  const proc = await startTollgate(['sidecar', 'run', '--config', configFile, ...extraArgs]);
+  const proc = await startTollgate(['sidecar', 'run', '--config', configFile, ...extraArgs], undefined, undefined, spec.env ?? sidecarProcessEnv());
   const ready = proc.ready as { admin_port: number; inbound: Array<{ port: number }>; outbound: Array<{ port: number }> };
   const adminPort = ready.admin_port;
   return {

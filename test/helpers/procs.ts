@@ -41,11 +41,11 @@ export interface Started {
  * Start `tollgate ARGS` and wait (bounded) for the JSON line with "ready": true on stdout. `prefix`
  * runs it through another command, e.g. ['ip', 'netns', 'exec', NS] to start it in a network namespace.
  */
-export async function startTollgate(args: string[], timeoutMs = 20_000, prefix: readonly string[] = []): Promise<Started> {
+export async function startTollgate(args: string[], timeoutMs = 20_000, prefix: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<Started> {
   // TOLLGATE_NODE_ARGS passes node flags (e.g. --cpu-prof) to the started process, for profiling.
   const nodeArgs = process.env.TOLLGATE_NODE_ARGS ? process.env.TOLLGATE_NODE_ARGS.split(' ') : [];
   const argv = [...prefix, process.execPath, ...nodeArgs, BIN, ...args];
-  const proc = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
