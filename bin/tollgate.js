@@ -28,7 +28,15 @@ if (mode !== '0') {
     const argv = process.argv.slice(2);
     const group = /^(ca|cert|sidecar|policy|demo|inject|capture)$/.test(argv[0] ?? '') ? argv[0] : 'main';
     const command = group !== 'main' && /^[a-z]+$/.test(argv[1] ?? '') ? `${group}-${argv[1]}` : group;
-    const { exports, saveCache } = loadBundle(bundle, { cacheKey: command });
+    // V8 rejects a code cache made under other flags, and a rejected cache is made again: so the
+    // sidecar's old-generation setting (common/sidecar-runtime.ts, which `sidecar run` applies too)
+    // goes in before the bundle is compiled, and node flags (NODE_OPTIONS included) are part of the
+    // cache's name, so that processes started with different flags do not replace each other's.
+    if (command === 'sidecar-run') (await import('node:v8')).setFlagsFromString('--optimize-for-size');
+    const flags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ').trim();
+    const { createHash } = await import('node:crypto');
+    const cacheKey = flags ? `${command}-${createHash('sha1').update(flags).digest('hex').slice(0, 8)}` : command;
+    const { exports, saveCache } = loadBundle(bundle, { cacheKey });
     if (!argv.some((a) => a === '--help' || a === '-h' || a === 'help')) {
       setTimeout(saveCache, 2000).unref();
       process.once('exit', (code) => code === 0 && saveCache());

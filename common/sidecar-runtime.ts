@@ -4,9 +4,11 @@
 // - V8's young generation, `--max-semi-space-size=1` (MiB): Node's default lets each of the two
 //   semi-spaces grow to 16 MiB under load, 32 MiB kept while the process is busy. V8 sizes the young
 //   generation when the process starts, so this goes in NODE_OPTIONS, set by whoever starts it.
-// - V8's old generation, `--optimize-for-size`, set by `sidecar run` itself (NODE_OPTIONS does not
+// - V8's old generation, `--optimize-for-size`, set by the process itself (NODE_OPTIONS does not
 //   accept it, and V8 reads it each time it sizes the heap's next growth): the old generation then
-//   grows by a small factor over what is live instead of up to 4×.
+//   grows by a small factor over what is live instead of up to 4×. bin/tollgate.js sets it before it
+//   compiles the bundle (V8's code cache is keyed to the flags); `sidecar run` sets it again for the
+//   TypeScript sources.
 // - glibc's malloc: one arena, memory at the top of the heap given back past 128 KiB, and blocks of
 //   128 KiB and more in their own mappings. OpenSSL allocates and frees per connection; with glibc's
 //   defaults the freed pages stay in the main arena and in one more arena per thread that allocated.

@@ -4,7 +4,9 @@
 // load. A sidecar started without them says which are missing.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initCa, startCa, type RunningTestCa } from './helpers/ca-fixture.ts';
 import { shopId, startSidecar } from './helpers/mesh-fixture.ts';
 import { tempDir } from './helpers/procs.ts';
@@ -26,6 +28,10 @@ after(async () => {
   await ca?.stop();
   tmp?.cleanup();
 });
+
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+/** The code caches of `sidecar run` (one per set of node flags) with their modification times. */
+const sidecarCaches = (): string[] => readdirSync(DIST).filter((f) => f.startsWith('tollgate.cjs.sidecar-run')).map((f) => `${f} ${statSync(join(DIST, f)).mtimeMs}`).sort();
 
 const newSpaceBytes = (metrics: string): number => Number(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(metrics)?.[1]);
 
@@ -54,4 +60,13 @@ test('started without them (by hand): it runs, and its log names both settings i
   } finally {
     await s.proc.stop();
   }
+});
+
+test('started as deployed, again: the second start runs from the code cache the first left, and makes none (V8 rejects a cache made under other flags)', { skip: process.env.TOLLGATE_BUNDLE === '0' && 'sources run through tsx: no bundle, no code cache' }, async () => {
+  const start = (name: string) => startSidecar(tmp.dir, ca, { name, spiffeId: shopId(name), inbound: { appPort: backend.port }, policy: 'ports: {}\n' });
+  await (await start('first')).proc.stop(); // exit 0 writes the cache, unless one was used
+  const after1 = sidecarCaches();
+  assert.ok(after1.length > 0, `no sidecar-run code cache in ${DIST}`);
+  await (await start('second')).proc.stop();
+  assert.deepEqual(sidecarCaches(), after1);
 });
