@@ -22,7 +22,7 @@ const protoService = root.lookupService(SERVICE_NAME);
 /** A field as both sides describe it. */
 const describe = (f: { name: string; number: number; type: string; repeated: boolean }) => `${f.number} ${f.repeated ? 'repeated ' : ''}${f.type} ${f.name}`;
 
-test('the .proto has only what the static codec supports: messages and one service, no enums, oneofs, maps or nested types', () => {
+test('the .proto has only what the static codec supports: messages and one service; no enums, oneofs, maps, nested types or packed fields', () => {
   assert.deepEqual(
     pkg.nestedArray.filter((n) => !(n instanceof protobuf.Type) && n !== protoService).map((n) => n.name),
     [],
@@ -30,7 +30,11 @@ test('the .proto has only what the static codec supports: messages and one servi
   for (const t of protoTypes) {
     assert.deepEqual(t.oneofsArray.map((o) => o.name), [], `${t.name}: oneof (or proto3 optional) is not supported by common/protobuf-wire.ts`);
     assert.deepEqual(t.nestedArray.map((n) => n.name), [], `${t.name}: nested types are not supported`);
-    for (const f of t.fieldsArray) assert.ok(!f.map, `${t.name}.${f.name}: map fields are not supported`);
+    for (const f of t.fieldsArray) {
+      assert.ok(!f.map, `${t.name}.${f.name}: map fields are not supported`);
+      // proto3 packs repeated numbers by default; the codec writes and reads only unpacked fields.
+      assert.ok(!f.repeated || f.resolvedType || f.type === 'string' || f.type === 'bytes', `${t.name}.${f.name}: repeated ${f.type} (packed) is not supported`);
+    }
   }
 });
 
