@@ -9,7 +9,7 @@
 ARG BASE=node:20-bookworm-slim
 
 # Build: every dependency, then the one-file bundle of the CLI (scripts/bundle.js). The bundle keeps
-# the absolute location of our sources to find proto/ and package.json, so both stages use /app.
+# the absolute location of our sources to find package.json, so both stages use /app.
 FROM ${BASE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -36,7 +36,6 @@ COPY --from=build /prod/node_modules ./node_modules
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/bin/tollgate.js ./bin/tollgate.js
 COPY --from=build /app/scripts/bundle.js ./scripts/bundle.js
-COPY --from=build /app/proto ./proto
 COPY --from=build /app/dist/tollgate.cjs ./dist/tollgate.cjs
 RUN ln -s /app/bin/tollgate.js /usr/local/bin/tollgate
 # The sources are not in the image: run the bundle as built, without checking it against them.

@@ -8,6 +8,8 @@
 // message and ends normally. grpc-js answers a refused unary call with trailers only (no message),
 // and the load generator decodes sampled messages in full (bench/ca-load.ts).
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { CA_MESSAGES } from '../common/ca-api.ts';
+import { encodeMessage } from '../common/protobuf-wire.ts';
 import { certsToPem } from '../pki/pem.ts';
 import { checkLeafProfile } from '../pki/svid-validate.ts';
 import { parseCertificate } from '../pki/x509.ts';
@@ -17,23 +19,9 @@ export const GET_BUNDLE_PATH = '/tollgate.ca.v1.CertificateAuthority/GetBundle';
 /** A gRPC frame holding an empty message (e.g. GetBundleRequest{}). */
 export const EMPTY_FRAME = Buffer.alloc(5);
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return out;
-}
-
-function bytesField(field: number, value: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(value.length)]), value]);
-}
-
 /** A length-prefixed gRPC message frame carrying IssueSVIDRequest{csr, token?}. */
 export function issueSvidFrame(csr: Buffer, token?: string): Buffer {
-  const msg = Buffer.concat([bytesField(1, csr), ...(token ? [bytesField(2, Buffer.from(token))] : [])]);
+  const msg = encodeMessage(CA_MESSAGES.IssueSVIDRequest, { csr, token });
   const head = Buffer.alloc(5);
   head.writeUInt32BE(msg.length, 1);
   return Buffer.concat([head, msg]);

@@ -1,9 +1,13 @@
-// The generated API of proto/tollgate/ca/v1/ca.proto, loaded once and typed here so the CA (server),
-// the sidecar and the CLI (clients) speak exactly the same messages.
+// The API of proto/tollgate/ca/v1/ca.proto, typed here so the CA (server), the sidecar and the CLI
+// (clients) speak exactly the same messages. The messages are encoded by a static codec
+// (common/protobuf-wire.ts) from the tables below, not by loading the .proto at run time: that cost
+// every start ~20 ms. The .proto stays the source of truth; common/ca-api.test.ts checks the tables
+// against it and the codec against protobufjs.
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { decodeMessage, encodeMessage, messageSpec } from './protobuf-wire.ts';
 
+/** The API's source of truth; read by its tests, never at run time. */
 export const PROTO_PATH = fileURLToPath(new URL('../proto/tollgate/ca/v1/ca.proto', import.meta.url));
 export const SERVICE_NAME = 'tollgate.ca.v1.CertificateAuthority';
 /** Transport cap on any message; the CA applies tighter per-field caps and audits them. */
@@ -38,20 +42,64 @@ export interface BundleMsg {
   denied_serials?: string[];
 }
 
-const definition = protoLoader.loadSync(PROTO_PATH, {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
+const PACKAGE = 'tollgate.ca.v1';
+
+const ClientReport = messageSpec(`${PACKAGE}.ClientReport`, [
+  { name: 'bundle_version', number: 1, type: 'uint64' },
+  { name: 'serial', number: 2, type: 'string' },
+]);
+
+/** Every message of ca.proto, by short name. */
+export const CA_MESSAGES = Object.freeze({
+  ClientReport,
+  IssueSVIDRequest: messageSpec(`${PACKAGE}.IssueSVIDRequest`, [
+    { name: 'csr', number: 1, type: 'bytes' },
+    { name: 'token', number: 2, type: 'string' },
+    { name: 'ttl_seconds', number: 3, type: 'uint32' },
+    { name: 'report', number: 4, type: ClientReport },
+  ]),
+  IssueSVIDResponse: messageSpec(`${PACKAGE}.IssueSVIDResponse`, [
+    { name: 'spiffe_id', number: 1, type: 'string' },
+    { name: 'cert_chain', number: 2, type: 'bytes', repeated: true },
+    { name: 'bundle_version', number: 3, type: 'uint64' },
+    { name: 'expires_at', number: 4, type: 'int64' },
+  ]),
+  GetBundleRequest: messageSpec(`${PACKAGE}.GetBundleRequest`, [{ name: 'report', number: 1, type: ClientReport }]),
+  WatchBundleRequest: messageSpec(`${PACKAGE}.WatchBundleRequest`, [{ name: 'report', number: 1, type: ClientReport }]),
+  Bundle: messageSpec(`${PACKAGE}.Bundle`, [
+    { name: 'version', number: 1, type: 'uint64' },
+    { name: 'roots', number: 2, type: 'bytes', repeated: true },
+    { name: 'refresh_hint_seconds', number: 3, type: 'uint32' },
+    { name: 'trust_domain', number: 4, type: 'string' },
+    { name: 'endorsements', number: 5, type: 'bytes', repeated: true },
+    { name: 'denied_ids', number: 6, type: 'string', repeated: true },
+    { name: 'denied_serials', number: 7, type: 'string', repeated: true },
+  ]),
 });
 
-const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-  tollgate: { ca: { v1: { CertificateAuthority: grpc.ServiceClientConstructor } } };
-};
+/** The service's methods as in ca.proto: name, request and response message, server streaming. */
+export const CA_METHODS = Object.freeze([
+  { name: 'IssueSVID', request: 'IssueSVIDRequest', response: 'IssueSVIDResponse', responseStream: false },
+  { name: 'GetBundle', request: 'GetBundleRequest', response: 'Bundle', responseStream: false },
+  { name: 'WatchBundle', request: 'WatchBundleRequest', response: 'Bundle', responseStream: true },
+] as const);
 
-export const CertificateAuthorityService = loaded.tollgate.ca.v1.CertificateAuthority.service;
-export const CertificateAuthorityClientCtor = loaded.tollgate.ca.v1.CertificateAuthority;
+function methodDefinition(m: (typeof CA_METHODS)[number]): grpc.MethodDefinition<object, object> {
+  const req = CA_MESSAGES[m.request];
+  const res = CA_MESSAGES[m.response];
+  return {
+    path: `/${SERVICE_NAME}/${m.name}`,
+    requestStream: false,
+    responseStream: m.responseStream,
+    requestSerialize: (v: object) => encodeMessage(req, v),
+    requestDeserialize: (b: Buffer) => decodeMessage(req, b),
+    responseSerialize: (v: object) => encodeMessage(res, v),
+    responseDeserialize: (b: Buffer) => decodeMessage(res, b),
+  };
+}
+
+export const CertificateAuthorityService: grpc.ServiceDefinition = Object.freeze(Object.fromEntries(CA_METHODS.map((m) => [m.name, methodDefinition(m)])));
+export const CertificateAuthorityClientCtor: grpc.ServiceClientConstructor = grpc.makeGenericClientConstructor(CertificateAuthorityService, 'CertificateAuthority');
 
 export interface CertificateAuthorityClient extends grpc.Client {
   IssueSVID(req: IssueSVIDRequestMsg, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: IssueSVIDResponseMsg) => void): grpc.ClientUnaryCall;

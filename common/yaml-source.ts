@@ -4,7 +4,7 @@
 // Shared by the policy parser, the sidecar config parser and the injector config parser.
 import { readFileSync } from 'node:fs';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type YAMLError } from 'yaml';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { TollgateError } from './errors.ts';
 
 export interface YamlSourceOptions {
@@ -260,20 +260,4 @@ export function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
-}
-
-/**
- * The validator of one of our own, fixed config schemas (strict: an unknown keyword is an error).
- * The JSON Schema meta-schema is neither compiled nor checked here: that was most of the validators'
- * cost at every start (tens of ms of a sidecar's start-to-ready). Instead, each part's tests check its
- * schemas against the meta-schema with metaSchemaErrors().
- */
-export function compileConfigSchema<T>(schema: object, options: { allowUnionTypes?: boolean } = {}): ValidateFunction<T> {
-  return new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: options.allowUnionTypes ?? false, meta: false, validateSchema: false }).compile<T>(schema);
-}
-
-/** What the JSON Schema (draft-07) meta-schema finds wrong with `schema`; empty when it is a valid schema. */
-export function metaSchemaErrors(schema: object): string[] {
-  const ajv = new Ajv({ strict: true, allowUnionTypes: true });
-  return ajv.validateSchema(schema) ? [] : (ajv.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
 }

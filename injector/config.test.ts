@@ -114,8 +114,8 @@ test('examples/injector.yaml parses and documents every key', async () => {
   assert.deepEqual(fromFile, defaults);
 });
 
-test('the injector config schema is valid JSON Schema (start-up compiles it without the meta-schema)', async () => {
-  const { metaSchemaErrors } = await import('../common/yaml-source.ts');
-  const { schema } = await import('./config.ts');
+test('the injector config schema is valid JSON Schema (checked here and when its validator is generated, never at run time)', async () => {
+  const { metaSchemaErrors } = await import('../scripts/config-validators.ts');
+  const { schema } = await import('./config-schema.ts');
   assert.deepEqual(metaSchemaErrors(schema), []);
 });

@@ -35,8 +35,10 @@ export const CLI_BUNDLE = Object.freeze({
 
 // Large dependencies used only by rare commands (PKCS#12 export, the CA's X.509 authority): left out
 // of the bundle and required from node_modules when the code that imports them first runs, so that
-// every other start does not read them.
-const LAZY_EXTERNAL = /^(node-forge|@peculiar\/x509|reflect-metadata)$/;
+// every other start does not read them. @grpc/proto-loader (and protobufjs under it) is required by
+// grpc-js only to serve channelz or ORCA, which Tollgate never does (our messages have a static codec,
+// common/protobuf-wire.ts); npm installs it as grpc-js's own dependency.
+const LAZY_EXTERNAL = /^(node-forge|@peculiar\/x509|reflect-metadata|@grpc\/proto-loader)$/;
 
 const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
 const WRAP_TAIL = '\n})';
@@ -143,7 +145,7 @@ export async function buildBundle({ root, entry, out }) {
         const loader = LOADERS[extname(a.path)];
         if (!loader) return undefined;
         let contents = readFileSync(a.path, 'utf8');
-        // Our modules find files next to them (the .proto, package.json): keep their own location.
+        // Our modules find files next to them (package.json): keep their own location.
         if (loader === 'ts' && ownSource(a.path)) {
           contents = contents.replace(/\bimport\.meta\.(url|dirname|filename)\b/g, (_, k) =>
             JSON.stringify(k === 'url' ? pathToFileURL(a.path).href : k === 'dirname' ? dirname(a.path) : a.path),

@@ -1,6 +1,7 @@
-// Reading an inbound policy file: YAML, the JSON schema (ajv), then the rules themselves, with every
-// problem reported as `cannot read policy <file> line <N>: ...`. The matcher is in policy.ts, which
-// re-exports everything here that callers use.
+// Reading an inbound policy file: YAML, the JSON schema (sidecar/policy-schema.ts, checked by its
+// precompiled Ajv validator), then the rules themselves, with every problem reported as
+// `cannot read policy <file> line <N>: ...`. The matcher is in policy.ts, which re-exports everything
+// here that callers use.
 //
 // File format (YAML; see examples/policy.yaml):
 //
@@ -22,10 +23,11 @@
 // segment, and `**` does not exist. A pattern's trust domain must be one of the accepted trust domains.
 // Default deny: a port without a section and without `default` allows nobody.
 import { isMap, isScalar, type Node } from 'yaml';
-import type { ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { TollgateError } from '../common/errors.ts';
 import { parseSpiffeId, parseTrustDomain, spiffeIdProblem } from '../pki/spiffe-id.ts';
-import { YamlSource, compileConfigSchema, deepFreeze, pathText, pointerSteps, unknownKeyMessage } from '../common/yaml-source.ts';
+import validatePolicy from './policy-validator.cjs';
+import { YamlSource, deepFreeze, pathText, pointerSteps, unknownKeyMessage } from '../common/yaml-source.ts';
 
 // The parsed policy types live here, where they are built (policy.ts imports this file, never the
 // reverse, so the two stay free of import cycles); policy.ts re-exports them.
@@ -68,25 +70,6 @@ export interface ParsePolicyOptions {
 
 const SCHEME = 'spiffe://';
 
-const sectionSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['allow'],
-  properties: { allow: { type: 'array', items: { type: 'string' } } },
-};
-
-export const policySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ports'],
-  properties: {
-    trustDomains: { type: 'array', minItems: 1, items: { type: 'string' } },
-    ports: { type: 'object', additionalProperties: { $ref: '#/$defs/section' } },
-    default: { $ref: '#/$defs/section' },
-  },
-  $defs: { section: sectionSchema },
-};
-
 /** The shape the JSON schema guarantees. */
 interface RawSection {
   allow: string[];
@@ -97,7 +80,7 @@ interface RawPolicy {
   default?: RawSection;
 }
 
-const validate = compileConfigSchema<RawPolicy>(policySchema);
+const validate = validatePolicy as ValidateFunction<RawPolicy>;
 
 const ROOT = 'the policy';
 const TYPE_WORDS: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string' };
@@ -115,7 +98,8 @@ function schemaMessage(e: ErrorObject, data: unknown): string {
     case 'type': {
       const want = TYPE_WORDS[String((e.params as { type: string }).type)] ?? String((e.params as { type: string }).type);
       if (where === ROOT) return `the policy must be a mapping with a "ports" key (the file is empty or not a mapping)`;
-      if (e.parentSchema === sectionSchema) return `${where} must be a mapping with an "allow" list (e.g. "allow: []" to deny everyone)`;
+      // A section (under ports, or default) that is not a mapping: the schema's $defs/section.
+      if (e.schemaPath === '#/$defs/section/type') return `${where} must be a mapping with an "allow" list (e.g. "allow: []" to deny everyone)`;
       return `${where} must be ${want}`;
     }
     case 'minItems':
