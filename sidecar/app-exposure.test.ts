@@ -18,7 +18,8 @@ function setup(texts: { current: ProcNetTcpTexts }) {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ clock, level: 'debug', out: { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) } });
   const metrics = new SidecarMetrics(new Registry());
-  const check = new AppExposureCheck({ appPorts: [8080, 9000], clock, logger, gauge: metrics.appPortsExposed, intervalMs: 30_000, read: () => texts.current });
+  // As the real reader: the texts arrive later (a promise), never within the timer's own turn.
+  const check = new AppExposureCheck({ appPorts: [8080, 9000], clock, logger, gauge: metrics.appPortsExposed, intervalMs: 30_000, read: async () => texts.current });
   const gauge = async (): Promise<number> => (await metrics.appPortsExposed.get()).values[0]!.value;
   return { clock, lines, check, gauge };
 }
@@ -27,6 +28,7 @@ test('an app port listening on 0.0.0.0 or :: is reported in the log, the gauge a
   const texts = { current: { ipv4: HEAD + LOOP_8080, ipv6: HEAD6 } };
   const s = setup(texts);
   s.check.start();
+  await s.check.settled();
   assert.deepEqual(s.check.exposed, []);
   assert.equal(await s.gauge(), 0);
   assert.equal(s.check.readinessNote(), null);
@@ -35,6 +37,7 @@ test('an app port listening on 0.0.0.0 or :: is reported in the log, the gauge a
   // The app starts after the sidecar (native sidecar): the next periodic check sees it.
   texts.current = { ipv4: HEAD + LOOP_8080 + ANY_8080, ipv6: HEAD6 + ANY6_9000 };
   s.clock.advance(30_000);
+  await s.check.settled();
   assert.deepEqual(s.check.exposed, [{ port: 8080, addresses: ['0.0.0.0'] }, { port: 9000, addresses: ['::'] }]);
   assert.equal(await s.gauge(), 2);
   const warnings = s.lines.filter((l) => l['event'] === 'app_port_exposed');
@@ -44,12 +47,16 @@ test('an app port listening on 0.0.0.0 or :: is reported in the log, the gauge a
   assert.match(s.check.readinessNote()!, /^WARNING: app port 8080 listens on 0\.0\.0\.0.*; app port 9000 listens on ::/);
 
   // A standing problem is logged once, not every 30 s.
-  s.clock.advance(90_000);
+  for (let i = 0; i < 3; i++) {
+    s.clock.advance(30_000);
+    await s.check.settled();
+  }
   assert.equal(s.lines.filter((l) => l['event'] === 'app_port_exposed').length, 2);
 
   // Fixed: the gauge drops, one info line, /readyz is clean again.
   texts.current = { ipv4: HEAD + LOOP_8080, ipv6: HEAD6 };
   s.clock.advance(30_000);
+  await s.check.settled();
   assert.equal(await s.gauge(), 0);
   assert.equal(s.check.readinessNote(), null);
   assert.equal(s.lines.at(-1)!['event'], 'app_ports_loopback');
@@ -57,16 +64,20 @@ test('an app port listening on 0.0.0.0 or :: is reported in the log, the gauge a
   assert.equal(s.clock.pending, 0);
 });
 
-test('unreadable /proc/net/tcp turns the check off with one warning', () => {
+test('unreadable /proc/net/tcp turns the check off with one warning', async () => {
   const s = setup({ current: { ipv4: null, ipv6: null } });
   s.check.start();
-  s.clock.advance(60_000);
+  for (let i = 0; i < 3; i++) {
+    await s.check.settled();
+    s.clock.advance(30_000);
+  }
+  await s.check.settled();
   assert.deepEqual(s.lines.map((l) => l['event']), ['app_exposure_unchecked']);
   assert.deepEqual(s.check.exposed, []);
   s.check.close();
 });
 
-test('startSoon: the first check runs on the next turn of the clock (off the start-to-ready path), then every interval', () => {
+test('startSoon: the first check runs on the next turn of the clock (off the start-to-ready path), then every interval', async () => {
   let reads = 0;
   const texts = { current: { ipv4: HEAD + ANY_8080, ipv6: HEAD6 } };
   const s = setup({ get current() { reads++; return texts.current; } });
@@ -74,9 +85,11 @@ test('startSoon: the first check runs on the next turn of the clock (off the sta
   assert.equal(reads, 0, 'nothing read before the clock turns');
   s.clock.advance(0);
   assert.equal(reads, 1);
+  await s.check.settled();
   assert.deepEqual(s.check.exposed, [{ port: 8080, addresses: ['0.0.0.0'] }]);
   s.clock.advance(30_000);
   assert.equal(reads, 2);
+  await s.check.settled();
   s.check.close();
   s.clock.advance(60_000);
   assert.equal(reads, 2, 'close() stops it');

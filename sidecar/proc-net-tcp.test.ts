@@ -42,6 +42,14 @@ test('parseProcNetTcp reads words in big-endian order on a big-endian host', () 
   assert.equal(parseProcNetTcp(line(be('030021FD000000000000000002000000')), { family: 'ipv6', littleEndian: false })[0]!.address, 'fd21:3::2');
 });
 
+test('parseProcNetTcp with a state keeps only the sockets in it (the check asks for LISTEN), in either case of hex', () => {
+  const listen = parseProcNetTcp(TCP, { family: 'ipv4', littleEndian: true, state: TCP_LISTEN });
+  assert.deepEqual(listen.map((s) => `${s.address} ${s.port} ${s.state}`), ['0.0.0.0 8080 10', '10.213.0.2 9002 10', '127.0.0.1 9000 10']);
+  assert.equal(parseProcNetTcp(TCP, { family: 'ipv4', littleEndian: true, state: 1 }).length, 2);
+  assert.equal(parseProcNetTcp(TCP.replaceAll(' 0A ', ' 0a '), { family: 'ipv4', littleEndian: true, state: TCP_LISTEN }).length, 3);
+  assert.equal(parseProcNetTcp(TCP6, { family: 'ipv6', littleEndian: true, state: TCP_LISTEN }).length, 4);
+});
+
 test('parseProcNetTcp skips the header, blank lines and lines of the other family', () => {
   assert.deepEqual(parseProcNetTcp('', { family: 'ipv4' }), []);
   assert.deepEqual(parseProcNetTcp(TCP6, { family: 'ipv4', littleEndian: true }), []);
