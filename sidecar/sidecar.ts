@@ -2,7 +2,7 @@
 // server, started in the order that lets each depend on the one before. Used by `tollgate sidecar run`
 // and by the demo; holds no decisions of its own (those live in the parts it wires).
 import { readFileSync } from 'node:fs';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { isLoopback } from '../common/address.ts';
@@ -21,6 +21,8 @@ import type { SvidSource } from './svid-source.ts';
 import { resolveLimits } from './tls-context.ts';
 import { SvidManager, type CaApi } from './svid-manager.ts';
 import type { CaConnectOptions } from '../pki/ca-connect.ts';
+import { collectProcessMetrics } from './process-metrics.ts';
+
 
 export interface SidecarOptions {
   readonly config: SidecarConfig;
@@ -60,7 +62,7 @@ export class Sidecar {
       this.registry = options.registry;
     } else {
       this.registry = new Registry();
-      collectDefaultMetrics({ register: this.registry });
+      collectProcessMetrics(this.registry);
     }
     this.metrics = new SidecarMetrics(this.registry);
     this.manager = createSvidManager({

@@ -12,7 +12,7 @@
 // to compare (README, `tollgate sidecar run`).
 import cluster, { type Worker } from 'node:cluster';
 import { createPrivateKey } from 'node:crypto';
-import { AggregatorRegistry, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AggregatorRegistry, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { startAdminServer, type AdminServer, type Readiness } from '../common/admin-server.ts';
 import { systemClock, type Clock, type TimerHandle } from '../common/clock.ts';
 import { TollgateError } from '../common/errors.ts';
@@ -23,6 +23,8 @@ import { closeProxies, createSvidManager, drainProxies, emptyProxySet, openProxi
 import type { AppExposureCheck } from './app-exposure.ts';
 import type { SvidManager } from './svid-manager.ts';
 import { SvidHolder, svidOf, trustBundleOf, type Svid, type TrustBundle } from './svid-source.ts';
+import { collectProcessMetrics } from './process-metrics.ts';
+
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -152,7 +154,7 @@ export class SidecarPrimary {
         return AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
       }
     })();
-    collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
     this.metrics = new SidecarMetrics(this.registry);
     this.manager = createSvidManager({ config: o.config, clock: this.#clock, logger: o.logger, metrics: this.metrics });
   }
@@ -332,7 +334,7 @@ export async function runSidecarWorker(o: { readonly config: SidecarConfig; read
   // Ignore them here so a terminal's Ctrl-C (sent to the whole process group) drains in order.
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => {});
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const metrics = new SidecarMetrics(registry);
   const source = new IpcSvidSource();
   const set = emptyProxySet();

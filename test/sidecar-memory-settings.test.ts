@@ -38,7 +38,9 @@ const newSpaceBytes = (metrics: string): number => Number(/^nodejs_heap_space_si
 test('started as the injector starts it: a young generation of at most 2 MiB, and no log line about missing settings', async () => {
   const s = await startSidecar(tmp.dir, ca, { name: 'deployed', spiffeId: shopId('deployed'), inbound: { appPort: backend.port }, policy: 'ports: {}\n' });
   try {
-    const bytes = newSpaceBytes(await s.metrics());
+    const metrics = await s.metrics();
+    assert.match(metrics, /^tollgate_event_loop_lag_seconds_count \d+$/m, 'the event-loop lag histogram is exported too');
+    const bytes = newSpaceBytes(metrics);
     assert.ok(bytes > 0 && bytes <= 2 * 1024 * 1024, `new space ${bytes} B`);
     assert.doesNotMatch(s.proc.stderr(), /runtime_settings_missing/);
   } finally {

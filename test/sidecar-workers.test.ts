@@ -59,6 +59,8 @@ test('50 sequential connections through both sidecars; /metrics on the primary s
   const text = await orders.metrics();
   assert.equal(text.split('\n').filter((l) => l.startsWith('# TYPE tollgate_inbound_connections_total ')).length, 1, 'one family, not one per worker');
   assert.ok(metricSample(text, 'tollgate_svid_expiry_timestamp_seconds') > Date.now() / 1000, 'the primary\'s SVID expiry, not a worker\'s 0');
+  assert.equal(text.split('\n').filter((l) => l === '# TYPE tollgate_event_loop_lag_seconds histogram').length, 1, 'event-loop lag: one histogram for all processes');
+  assert.ok(metricSample(text, 'tollgate_event_loop_lag_seconds_count') > 0);
   const outbound = metricSample(await web.metrics(), 'tollgate_outbound_connections_total{result="allowed",reason="allowed"}');
   assert.equal(outbound, 50);
 });
