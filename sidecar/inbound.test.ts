@@ -11,6 +11,7 @@ import {
   mtlsClient,
   pemFiles,
   proxyTestbed,
+  keepMoving,
   roundTrip,
   sClient,
   startBackend,
@@ -280,6 +281,20 @@ describe('InboundProxy app side', () => {
       await roundTrip(s, 'ping\n');
       await new Promise<void>((resolve) => s.on('close', () => resolve()));
       await waitFor(() => h.proxy.activeConnections === 0 && h.backend.sockets[0]?.destroyed === true, 'both sides closed');
+    } finally {
+      await h.stop();
+    }
+  });
+
+  test('a connection that keeps moving outlives the idle timeout several times over (the sweep reads its byte counters)', async () => {
+    const pki = testPki({ now: Date.now() });
+    const h = await startInbound(pki, { limits: { idleTimeoutMs: 1000 } });
+    try {
+      const s = await mtlsClient(h.port, pki, pki.issue(CLIENT_ID));
+      const moved = await keepMoving(s, 3000);
+      assert.equal(moved.closed(), false);
+      assert.equal(h.proxy.activeConnections, 1);
+      await waitFor(() => moved.closed() && h.proxy.activeConnections === 0, 'closed once idle');
     } finally {
       await h.stop();
     }

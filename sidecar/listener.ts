@@ -13,7 +13,8 @@ import type { Direction, SidecarMetrics } from './metrics.ts';
 import { RefusalLog } from './refusal-log.ts';
 import { Splice, type SpliceOwner } from './splice.ts';
 import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
-import { checkMinVersion, resolveLimits, type ProxyLimits, type TlsMinVersion } from './tls-context.ts';
+import { checkMinVersion, resolveLimits, type ProxyLimits, type TlsMinVersion } from './tls-context.ts';import { IdleSweep } from './idle-sweep.ts';
+
 
 /** Options both proxies take (InboundProxyOptions and OutboundProxyOptions extend these). */
 export interface ProxyOptions {
@@ -61,6 +62,8 @@ export abstract class ProxyListener implements SpliceOwner {
   #draining: { resolve: () => void; timer: TimerHandle } | null = null;
   /** When each open connection must close at the latest (clock time), and why; closed at a quiet moment before. */
   readonly #deadlines: ConnectionDeadlines;
+  /** Closes connections on which nothing moved for limits.idleTimeout: one timer for all (idle-sweep.ts). */
+  readonly #idle: IdleSweep<Splice>;
   #closed = false;
   readonly #onAcceptedClose: (this: net.Socket) => void;
 
@@ -75,6 +78,7 @@ export abstract class ProxyListener implements SpliceOwner {
     this.#direction = options.direction;
     this.#listen = options.listen;
     this.#source = options.source;
+    this.#idle = new IdleSweep({ clock: this.clock, idleMs: this.limits.idleTimeoutMs });
     this.#deadlines = new ConnectionDeadlines({
       clock: this.clock,
       cut: (splice, reason) => this.closeConnection(splice, reason),
@@ -167,6 +171,7 @@ export abstract class ProxyListener implements SpliceOwner {
     for (const s of [...this.#accepted]) s.destroy();
     for (const s of [...this.#splices]) s.destroy();
     this.#deadlines.close();
+    this.#idle.close();
     this.refusals.close();
     this.#finishDrain();
   }
@@ -219,10 +224,10 @@ export abstract class ProxyListener implements SpliceOwner {
       plain: legs.plain,
       owner: this,
       setupTimeoutMs: this.limits.handshakeTimeoutMs,
-      idleTimeoutMs: this.limits.idleTimeoutMs,
       acceptedAt: legs.acceptedAt,
     });
     this.#splices.add(splice);
+    this.#idle.add(splice);
     this.closeBy(splice, this.clock.now() + this.limits.maxConnectionAgeMs, 'max_age');
     return splice;
   }
@@ -230,6 +235,7 @@ export abstract class ProxyListener implements SpliceOwner {
   /** @internal Both legs of a connection closed. */
   spliceClosed(splice: Splice): void {
     this.#splices.delete(splice);
+    this.#idle.delete(splice);
     this.#deadlines.delete(splice);
     this.connectionClosed(splice);
     this.#checkDrained();

@@ -11,6 +11,7 @@ import {
   metricValue,
   pemFiles,
   proxyTestbed,
+  keepMoving,
   roundTrip,
   startBackend,
   testPki,
@@ -107,6 +108,20 @@ function openLocal(port: number): Promise<net.Socket> {
     s.once('error', reject);
   });
 }
+
+test('idle timeout: a connection that keeps moving stays open past it; once quiet, both legs close', async () => {
+  const pki = testPki({ now: Date.now() });
+  const up = await startTlsUpstream(pki, pki.issue(UPSTREAM_ID));
+  const h = await startOutbound(pki, up, { limits: { idleTimeoutMs: 1000 } });
+  try {
+    const moved = await keepMoving(await openLocal(h.port), 3000);
+    assert.equal(moved.closed(), false);
+    await waitFor(() => moved.closed() && h.proxy.activeConnections === 0, 'closed once idle');
+  } finally {
+    h.proxy.close();
+    await up.close();
+  }
+});
 
 describe('OutboundProxy upstream verification', () => {
   let pki: TestPki;

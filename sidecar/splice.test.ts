@@ -296,7 +296,7 @@ async function directSplice(pki: TestPki, kind: 'plain' | 'tls'): Promise<Direct
   const created =
     kind === 'plain' ? connectPlainLeg({ host: '127.0.0.1', port: src.port, allowHalfOpen: true }) : connectTlsLeg({ ...tlsClient, port: src.port } as tls.ConnectionOptions);
   const legs = kind === 'plain' ? { tls: accepted, plain: created } : { tls: created, plain: accepted };
-  const splice = new Splice({ ...legs, owner: { spliceClosed: () => undefined }, setupTimeoutMs: 20_000, idleTimeoutMs: 20_000, acceptedAt: 0 });
+  const splice = new Splice({ ...legs, owner: { spliceClosed: () => undefined }, setupTimeoutMs: 20_000, acceptedAt: 0 });
   const source = await src.accepted;
   if (kind === 'tls' && !(created as tls.TLSSocket).authorized) await once(created, 'secureConnect');
   for (const s of [source, reader]) s.on('error', () => undefined);

@@ -42,8 +42,6 @@ export interface SpliceOptions {
   readonly owner: SpliceOwner;
   /** Until open(): time allowed for the other leg to connect / finish its handshake. */
   readonly setupTimeoutMs: number;
-  /** After open(): a connection with no traffic either way for this long is closed. */
-  readonly idleTimeoutMs: number;
   /** performance.now() when the first leg was accepted (for the handshake histogram). */
   readonly acceptedAt: number;
 }
@@ -89,7 +87,6 @@ export class Splice {
   readonly plain: net.Socket;
   readonly acceptedAt: number;
   readonly #owner: SpliceOwner;
-  readonly #idleTimeoutMs: number;
   /** True once bytes may flow (both legs connected and the peer verified). */
   opened = false;
   /** The verified peer's SPIFFE ID, once known. */
@@ -124,7 +121,6 @@ export class Splice {
     this.plain = options.plain;
     this.acceptedAt = options.acceptedAt;
     this.#owner = options.owner;
-    this.#idleTimeoutMs = options.idleTimeoutMs;
     this.#attach(this.tls, options.setupTimeoutMs);
     this.#attach(this.plain, options.setupTimeoutMs);
     const created = (this.tls as Leg)[kCreated] ? this.tls : (this.plain as Leg)[kCreated] ? this.plain : null;
@@ -152,8 +148,9 @@ export class Splice {
   open(): void {
     if (this.opened || this.tls.destroyed || this.plain.destroyed) return;
     this.opened = true;
-    this.tls.setTimeout(this.#idleTimeoutMs);
-    this.plain.setTimeout(this.#idleTimeoutMs);
+    // The setup timeout ends here; idleness is the owner's sweep (idle-sweep.ts), not a timer per leg.
+    this.tls.setTimeout(0);
+    this.plain.setTimeout(0);
     const created = this.#created;
     if (created !== this.tls) this.tls.pipe(this.plain);
     if (created !== this.plain) this.plain.pipe(this.tls);
@@ -176,6 +173,17 @@ export class Splice {
     }
     this.tls.destroy();
     this.plain.destroy();
+  }
+
+  /** Bytes read and written on both legs so far (the idle sweep's measure of activity). */
+  bytesMoved(): number {
+    return this.tls.bytesRead + this.tls.bytesWritten + this.plain.bytesRead + this.plain.bytesWritten;
+  }
+
+  /** Nothing moved for limits.idleTimeout (idle-sweep.ts): close both legs now. */
+  idleTimedOut(): void {
+    if (!this.opened) return; // still in its set-up: the set-up timeout decides
+    this.destroy(new TollgateError('TG_UNAVAILABLE', 'connection idle timeout', { details: { reason: 'idle_timeout' } }));
   }
 
   get closed(): boolean {
@@ -301,6 +309,6 @@ function onLegClose(this: Leg): void {
 function onLegTimeout(this: Leg): void {
   const s = this[kSplice];
   if (!s) return;
-  const reason = s.opened ? 'idle_timeout' : 'timeout';
-  s.destroy(new TollgateError('TG_UNAVAILABLE', s.opened ? 'connection idle timeout' : 'connection setup timed out', { details: { reason } }), this);
+  // Only before open(): open() clears the set-up timeout, and idleness is the owner's sweep.
+  s.destroy(new TollgateError('TG_UNAVAILABLE', 'connection setup timed out', { details: { reason: 'timeout' } }), this);
 }

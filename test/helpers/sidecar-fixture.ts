@@ -245,6 +245,18 @@ export function mtlsClient(port: number, pki: TestPki, svid: TestSvid, localAddr
 }
 
 /** Send `text` on a connection to an echo and wait (bounded) until it comes back. */
+/** Round trips on `s` every 100 ms for `ms`; resolves with whether `s` closed meanwhile. */
+export async function keepMoving(s: net.Socket, ms: number): Promise<{ closed: () => boolean }> {
+  let closed = false;
+  s.on('close', () => (closed = true));
+  const until = Date.now() + ms;
+  for (let i = 0; Date.now() < until; i++) {
+    await roundTrip(s, `ping ${i}\n`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { closed: () => closed };
+}
+
 export async function roundTrip(s: net.Socket, text: string): Promise<void> {
   let got = '';
   const onData = (d: Buffer): void => {
