@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';import { sidecarProcessEnv } from '../common/sidecar-runtime.ts';
-
+import { fileURLToPath } from 'node:url';
+import { sidecarProcessEnv } from '../common/sidecar-runtime.ts';
 
 const BIN = fileURLToPath(new URL('../bin/tollgate.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -13,8 +13,8 @@ import type { Direction, SidecarMetrics } from './metrics.ts';
 import { RefusalLog } from './refusal-log.ts';
 import { Splice, type SpliceOwner } from './splice.ts';
 import type { Svid, SvidSource, TrustBundle } from './svid-source.ts';
-import { checkMinVersion, resolveLimits, type ProxyLimits, type TlsMinVersion } from './tls-context.ts';import { IdleSweep } from './idle-sweep.ts';
-
+import { checkMinVersion, resolveLimits, type ProxyLimits, type TlsMinVersion } from './tls-context.ts';
+import { IdleSweep } from './idle-sweep.ts';
 
 /** Options both proxies take (InboundProxyOptions and OutboundProxyOptions extend these). */
 export interface ProxyOptions {

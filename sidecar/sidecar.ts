@@ -23,7 +23,6 @@ import { SvidManager, type CaApi } from './svid-manager.ts';
 import type { CaConnectOptions } from '../pki/ca-connect.ts';
 import { collectProcessMetrics } from './process-metrics.ts';
 
-
 export interface SidecarOptions {
   readonly config: SidecarConfig;
   readonly logger: Logger;
@@ -100,7 +99,7 @@ export class Sidecar {
     // fails on its admin port or its policy must not have spent it.
     await this.manager.start();
     await openProxies({ config: c, source: this.manager, policy, clock: this.#clock, logger: log, metrics: this.metrics }, this.#proxies);
-    this.#exposure?.startSoon(); // after the ready line: reading /proc/net/tcp blocks for ms per thousand sockets
+    this.#exposure?.startSoon(); // after the ready line: the first read and parse of /proc/net/tcp stay off start-to-ready
   }
 
   get adminPort(): number {

@@ -25,7 +25,6 @@ import type { SvidManager } from './svid-manager.ts';
 import { SvidHolder, svidOf, trustBundleOf, type Svid, type TrustBundle } from './svid-source.ts';
 import { collectProcessMetrics } from './process-metrics.ts';
 
-
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
 /** The SVID as it crosses the IPC pipe: chain DER as base64, key as PKCS#8 PEM. */
